@@ -1,0 +1,60 @@
+//! `cairn checkout`: restore a run's files.
+
+use std::path::PathBuf;
+
+use super::output::size;
+use super::Ctx;
+
+/// Restore a run's code, data and artifacts, bit for bit, to where they were recorded from
+/// (relative to the repository root) or into -o DIR. Refuses to overwrite files that differ
+/// unless --force; never writes outside the target folder.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cairn checkout HEAD~1 -o /tmp/previous\n  cairn checkout best --artifacts\n  cairn checkout 3f2a --data --force"
+)]
+pub struct Args {
+    /// The run.
+    pub run: String,
+    /// Restore the code snapshot.
+    #[arg(long)]
+    pub code: bool,
+    /// Restore the data snapshots.
+    #[arg(long)]
+    pub data: bool,
+    /// Restore the artifacts.
+    #[arg(long)]
+    pub artifacts: bool,
+    /// Restore into this folder instead of the repository root.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Overwrite files that differ.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
+    let repo = ctx.repo()?;
+    let session = repo.store().session()?;
+    let id = super::resolve(&session, &a.run)?;
+    let run = session.read_run(&id)?;
+    let target = match &a.output {
+        Some(o) => ctx.cwd.join(o),
+        None => repo.root().to_path_buf(),
+    };
+    let parts = cairn::checkout::Parts {
+        code: a.code,
+        data: a.data,
+        artifacts: a.artifacts,
+    };
+    let progress = ctx.progress();
+    let report = cairn::checkout::checkout(&session, &run, parts, &target, a.force, &progress)?;
+    ctx.status(format!(
+        "Restored run {} into {}: {} file(s) written ({}), {} unchanged",
+        id.short(),
+        target.display(),
+        report.written,
+        size(report.bytes),
+        report.unchanged
+    ));
+    Ok(0)
+}

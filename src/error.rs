@@ -1,0 +1,143 @@
+//! The library's top-level error: what a command can fail with, each naming the culprit.
+
+use std::path::PathBuf;
+
+use crate::capture::{git::GitError, metrics::MetricsError, params::ParamsError};
+use crate::snapshot::SnapshotError;
+use crate::store::StoreError;
+
+/// Everything a cairn operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No `.cairn` folder here or above.
+    #[error("not a cairn repository (or any parent folder): {0}")]
+    NotARepo(PathBuf),
+    /// `init` where a repository exists.
+    #[error("{0} is already a cairn repository")]
+    AlreadyARepo(PathBuf),
+    /// A RUN argument that names nothing.
+    #[error("unknown run '{0}': not a branch, tag, or run id")]
+    UnknownRevision(String),
+    /// A RUN prefix that matches several runs.
+    #[error("run id prefix '{rev}' is ambiguous: it matches {}", .candidates.join(", "))]
+    AmbiguousRevision {
+        /// The prefix.
+        rev: String,
+        /// The matching ids.
+        candidates: Vec<String>,
+    },
+    /// `NAME~N` past the first run.
+    #[error("'{0}' goes back further than the history")]
+    NoSuchAncestor(String),
+    /// An invalid branch or tag name.
+    #[error("invalid {kind} name '{name}': {reason}")]
+    BadRefName {
+        /// branch or tag.
+        kind: &'static str,
+        /// The name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Creating a ref that exists.
+    #[error("{kind} '{name}' already exists")]
+    RefExists {
+        /// branch or tag.
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// Naming a ref that does not exist.
+    #[error("no {kind} named '{name}'")]
+    NoSuchRef {
+        /// branch or tag.
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A path that is not in a run.
+    #[error("{run}: no path '{path}' in this run")]
+    NoSuchPath {
+        /// The run as the user named it.
+        run: String,
+        /// The path.
+        path: String,
+    },
+    /// A bad argument value.
+    #[error("{arg}: {reason}")]
+    BadArgument {
+        /// The argument or value.
+        arg: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The configuration file is malformed.
+    #[error("{path}: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The current branch has no runs yet.
+    #[error("branch '{0}' has no runs yet")]
+    EmptyBranch(String),
+    /// An operation refused for safety.
+    #[error("{0}")]
+    Refused(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Params file or flag.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    /// Metrics file.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// Git state.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// Snapshot or restore.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// Store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    /// A suggestion for the user, when one helps.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::NotARepo(_) => Some("run `cairn init` to create a repository here".into()),
+            Error::UnknownRevision(_) => {
+                Some("`cairn log` lists runs; `cairn branch` and `cairn tag` list names".into())
+            }
+            Error::AmbiguousRevision { .. } => Some("give more digits of the id".into()),
+            Error::EmptyBranch(_) => Some("record a run with `cairn commit`".into()),
+            Error::Snapshot(SnapshotError::WouldOverwrite(_)) => {
+                Some("use --force to overwrite them, or -o DIR to restore elsewhere".into())
+            }
+            Error::Store(StoreError::Corrupt { .. }) => {
+                Some("run `cairn fsck` to check the whole store".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

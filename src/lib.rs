@@ -1,0 +1,49 @@
+//! cairn: Git-style, content-addressed versioning for machine-learning runs.
+//!
+//! Every training run becomes an immutable [`object::Run`] that names, by BLAKE3 id, the code it
+//! was trained with, its data snapshots, params, metrics and model artifacts. Objects live in a
+//! [`store::Store`]: append-only pack files indexed by one sled database under `.cairn/`.
+//!
+//! Module map:
+//! - [`hash`]: object ids; [`object`]: blob, chunked file, tree, run, note and their encodings;
+//! - [`store`]: packs, the index database, compression, the writer;
+//! - [`snapshot`]: walking folders into trees, restoring trees to folders safely;
+//! - [`capture`]: git state, params and metrics files;
+//! - [`repo`], [`config`], [`refs`], [`revision`]: the repository, names and RUN syntax;
+//! - [`commit`], [`checkout`], [`view`], [`notes`], [`fsck`], [`gc`]: what commands do.
+//!
+//! ```no_run
+//! use cairn::{commit::CommitRequest, progress::NoProgress, repo::Repo};
+//! # fn main() -> cairn::error::Result<()> {
+//! let repo = Repo::init(std::path::Path::new("/tmp/project"))?;
+//! let req = CommitRequest {
+//!     cwd: repo.root().to_path_buf(),
+//!     message: "baseline".into(),
+//!     params: vec!["lr=0.01".into()],
+//!     ..Default::default()
+//! };
+//! let outcome = cairn::commit::commit(&repo, &req, &NoProgress)?;
+//! println!("{}", outcome.id);
+//! # Ok(()) }
+//! ```
+
+pub mod capture;
+pub mod checkout;
+pub mod commit;
+pub mod config;
+pub mod error;
+pub mod fsck;
+pub mod gc;
+pub mod hash;
+pub mod notes;
+pub mod object;
+pub mod progress;
+pub mod refs;
+pub mod repo;
+pub mod revision;
+pub mod snapshot;
+pub mod store;
+pub mod view;
+
+pub use error::{Error, Result};
+pub use hash::ObjectId;

@@ -1,0 +1,157 @@
+//! A cairn repository: the `.cairn` folder, its configuration and its store.
+//!
+//! [`Repo::init`] creates one; [`Repo::discover`] finds the one containing a folder, as git
+//! does. The folder holding `.cairn` is the repository root: paths of data and artifacts are
+//! recorded relative to it so that checkout can put them back.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{config_path, Config};
+use crate::error::{io_err, Error, Result};
+use crate::store::{CompressionPolicy, RefValue, Store, WaitHook};
+
+/// The name of the repository folder.
+pub const DOT_DIR: &str = ".cairn";
+
+/// An opened repository.
+pub struct Repo {
+    root: PathBuf,
+    config: Config,
+    store: Store,
+}
+
+impl Repo {
+    /// Creates a repository in `root` (which is created if missing).
+    pub fn init(root: &Path) -> Result<Repo> {
+        std::fs::create_dir_all(root).map_err(io_err(root))?;
+        let root = root.canonicalize().map_err(io_err(root))?;
+        let dot = root.join(DOT_DIR);
+        if dot.exists() {
+            return Err(Error::AlreadyARepo(root));
+        }
+        // Build in a temporary folder and rename, so a failed init leaves nothing behind.
+        let tmp = root.join(format!(".cairn-init-{}", std::process::id()));
+        let result = (|| -> Result<()> {
+            std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+            std::fs::write(config_path(&tmp), Config::initial_text()).map_err(io_err(&tmp))?;
+            let store = Store::create(&tmp)?;
+            let s = store.session()?;
+            s.ref_cas(
+                crate::refs::HEAD,
+                None,
+                Some(&RefValue::Symbolic(format!(
+                    "{}main",
+                    crate::refs::BRANCH_PREFIX
+                ))),
+            )?;
+            s.flush()?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, &dot).map_err(io_err(&dot))?;
+        Repo::open(&root)
+    }
+
+    /// Opens the repository whose root is `root`.
+    pub fn open(root: &Path) -> Result<Repo> {
+        let dot = root.join(DOT_DIR);
+        if !dot.is_dir() {
+            return Err(Error::NotARepo(root.to_path_buf()));
+        }
+        let config = Config::load(&config_path(&dot))?;
+        let mut store = Store::open(&dot)?;
+        store.set_compression(CompressionPolicy {
+            level: config.core.compression_level,
+            ..CompressionPolicy::default()
+        });
+        if let Some(t) = std::env::var("CAIRN_LOCK_TIMEOUT")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            store.set_lock_timeout(std::time::Duration::from_secs(t));
+        }
+        Ok(Repo {
+            root: root.to_path_buf(),
+            config,
+            store,
+        })
+    }
+
+    /// Finds the repository containing `start` (or `start` itself).
+    pub fn discover(start: &Path) -> Result<Repo> {
+        let start = start.canonicalize().map_err(io_err(start))?;
+        let mut cur = Some(start.as_path());
+        while let Some(dir) = cur {
+            if dir.join(DOT_DIR).is_dir() {
+                return Repo::open(dir);
+            }
+            cur = dir.parent();
+        }
+        Err(Error::NotARepo(start))
+    }
+
+    /// The repository root (the folder holding `.cairn`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The object store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Sets a hook called when waiting for another process passes a second.
+    pub fn set_wait_hook(&mut self, hook: WaitHook) {
+        self.store.set_wait_hook(hook);
+    }
+
+    /// `path` relative to the root when inside it (`.` for the root itself).
+    pub fn relative(&self, path: &Path) -> Option<PathBuf> {
+        let rel = path.strip_prefix(&self.root).ok()?;
+        Some(if rel.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            rel.to_path_buf()
+        })
+    }
+
+    /// The author recorded on new runs and notes.
+    pub fn author(&self) -> String {
+        let user = &self.config.user;
+        let (mut name, mut email) = (user.name.clone(), user.email.clone());
+        if name.is_none() || email.is_none() {
+            if let Ok(cfg) = git2::Config::open_default() {
+                name = name.or_else(|| cfg.get_string("user.name").ok());
+                email = email.or_else(|| cfg.get_string("user.email").ok());
+            }
+        }
+        let name = name
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "unknown".into());
+        match email {
+            Some(e) => format!("{name} <{e}>"),
+            None => name,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}

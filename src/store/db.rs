@@ -1,0 +1,481 @@
+//! The index database (sled): object locations, refs, the run index and the stat cache.
+//!
+//! One sled tree holds every record under a one-byte key prefix:
+//! `o` + id → [`Location`]; `r` + ref name → [`RefValue`]; `u` + run id → start time (i64 BE);
+//! `s` + path → [`StatEntry`]; `m` + name → metadata (`m format` → u32 LE).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::pack::{self, Location};
+use super::{codec, io_err, Result, Store, StoreError};
+use crate::hash::ObjectId;
+use crate::object::{self, ChunkedFile, Kind, Note, Run, Tree};
+
+pub(crate) const OBJ: u8 = b'o';
+pub(crate) const REF: u8 = b'r';
+pub(crate) const RUN: u8 = b'u';
+pub(crate) const STAT: u8 = b's';
+pub(crate) const META: u8 = b'm';
+
+pub(crate) fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + rest.len());
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn db_err(e: sled::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+/// What a ref holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefValue {
+    /// An object id.
+    Id(ObjectId),
+    /// Another ref's name (HEAD → `refs/heads/main`).
+    Symbolic(String),
+}
+
+impl RefValue {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        match self {
+            RefValue::Id(id) => key(b'I', id.as_bytes()),
+            RefValue::Symbolic(name) => key(b'S', name.as_bytes()),
+        }
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
+        match b.split_first()? {
+            (b'I', rest) => ObjectId::from_slice(rest).map(RefValue::Id),
+            (b'S', rest) => std::str::from_utf8(rest)
+                .ok()
+                .map(|s| RefValue::Symbolic(s.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// A stat-cache entry: what a file looked like when its content id was last computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatEntry {
+    /// File size.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Change time, nanoseconds since the epoch.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub ino: u64,
+    /// The content id (blob or chunked file).
+    pub id: ObjectId,
+}
+
+impl StatEntry {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(64);
+        b.extend_from_slice(&self.size.to_le_bytes());
+        b.extend_from_slice(&self.mtime_ns.to_le_bytes());
+        b.extend_from_slice(&self.ctime_ns.to_le_bytes());
+        b.extend_from_slice(&self.ino.to_le_bytes());
+        b.extend_from_slice(self.id.as_bytes());
+        b
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != 64 {
+            return None;
+        }
+        let u = |i: usize| -> Option<[u8; 8]> { b.get(i..i + 8)?.try_into().ok() };
+        Some(StatEntry {
+            size: u64::from_le_bytes(u(0)?),
+            mtime_ns: i64::from_le_bytes(u(8)?),
+            ctime_ns: i64::from_le_bytes(u(16)?),
+            ino: u64::from_le_bytes(u(24)?),
+            id: ObjectId::from_slice(&b[32..64])?,
+        })
+    }
+}
+
+/// An open index: held exclusively by this process until dropped. Keep it short.
+pub struct Session<'s> {
+    store: &'s Store,
+    db: sled::Db,
+    files: Mutex<HashMap<u64, Arc<File>>>,
+}
+
+fn is_lock_error(e: &sled::Error) -> bool {
+    let s = e.to_string();
+    s.contains("could not acquire lock")
+        || s.contains("WouldBlock")
+        || s.contains("Resource temporarily unavailable")
+}
+
+impl<'s> Session<'s> {
+    pub(crate) fn open(store: &'s Store) -> Result<Self> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(1);
+        let mut told = false;
+        let mut jitter: u64 = u64::from(std::process::id());
+        loop {
+            let cfg = sled::Config::new()
+                .path(&store.index)
+                .cache_capacity(32 << 20)
+                .flush_every_ms(None);
+            match cfg.open() {
+                Ok(db) => {
+                    return Ok(Session {
+                        store,
+                        db,
+                        files: Mutex::new(HashMap::new()),
+                    })
+                }
+                Err(e) if is_lock_error(&e) => {
+                    let waited = start.elapsed();
+                    if waited > store.lock_timeout {
+                        return Err(StoreError::Busy(waited));
+                    }
+                    if !told && waited > Duration::from_secs(1) {
+                        told = true;
+                        if let Some(h) = &store.on_wait {
+                            h();
+                        }
+                    }
+                    jitter = jitter
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let extra = Duration::from_micros((jitter >> 33) % 2000);
+                    std::thread::sleep(delay + extra);
+                    delay = (delay * 2).min(Duration::from_millis(25));
+                }
+                Err(e) => return Err(db_err(e)),
+            }
+        }
+    }
+
+    /// The store this session belongs to.
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    pub(crate) fn format(&self) -> Result<u32> {
+        match self.db.get(key(META, b"format")).map_err(db_err)? {
+            None => Ok(0),
+            Some(v) => Ok(v
+                .as_ref()
+                .try_into()
+                .map(u32::from_le_bytes)
+                .unwrap_or(u32::MAX)),
+        }
+    }
+
+    pub(crate) fn set_format(&self, v: u32) -> Result<()> {
+        self.db
+            .insert(key(META, b"format"), &v.to_le_bytes())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Makes everything written durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(db_err)?;
+        Ok(())
+    }
+
+    // ---- objects -------------------------------------------------------------------------
+
+    /// Where object `id` is stored, if it is.
+    pub fn location(&self, id: &ObjectId) -> Result<Option<Location>> {
+        match self.db.get(key(OBJ, id.as_bytes())).map_err(db_err)? {
+            None => Ok(None),
+            Some(v) => Location::decode(&v)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt {
+                    id: *id,
+                    reason: "damaged index entry".into(),
+                }),
+        }
+    }
+
+    /// True when `id` is in the store.
+    pub fn contains(&self, id: &ObjectId) -> Result<bool> {
+        self.db
+            .contains_key(key(OBJ, id.as_bytes()))
+            .map_err(db_err)
+    }
+
+    /// Every indexed object with its location.
+    pub fn objects(&self) -> impl Iterator<Item = Result<(ObjectId, Option<Location>)>> + '_ {
+        self.db.scan_prefix([OBJ]).map(|r| {
+            let (k, v) = r.map_err(db_err)?;
+            let id = ObjectId::from_slice(&k[1..])
+                .ok_or_else(|| StoreError::Db("damaged object key in the index".into()))?;
+            Ok((id, Location::decode(&v)))
+        })
+    }
+
+    pub(crate) fn pack_file(&self, pack: u64) -> Result<Arc<File>> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = files.get(&pack) {
+            return Ok(f.clone());
+        }
+        let path = self.store.pack_path(pack);
+        let f = Arc::new(File::open(&path).map_err(io_err(&path))?);
+        files.insert(pack, f.clone());
+        Ok(f)
+    }
+
+    /// Reads object `id` at a known location, verifying its hash.
+    pub fn read_at(&self, id: &ObjectId, loc: &Location) -> Result<Vec<u8>> {
+        let corrupt = |reason: String| StoreError::Corrupt { id: *id, reason };
+        let file = self
+            .pack_file(loc.pack)
+            .map_err(|e| corrupt(format!("its pack cannot be opened: {e}")))?;
+        let (header, stored) = pack::read_record(&file, loc).map_err(corrupt)?;
+        if header.id != *id {
+            return Err(corrupt("the pack record holds another object".into()));
+        }
+        let raw = codec::decompress(loc.codec, stored, loc.raw_len)
+            .map_err(|e| corrupt(e.to_string()))?;
+        if object::hash_object(loc.kind, &raw) != *id {
+            return Err(corrupt("content does not match its id".into()));
+        }
+        Ok(raw)
+    }
+
+    /// Reads object `id`: its kind and verified content.
+    pub fn read(&self, id: &ObjectId) -> Result<(Kind, Vec<u8>)> {
+        let loc = self.location(id)?.ok_or(StoreError::Missing(*id))?;
+        Ok((loc.kind, self.read_at(id, &loc)?))
+    }
+
+    /// Reads an object that must be of kind `expected`.
+    pub fn read_kind(&self, id: &ObjectId, expected: Kind) -> Result<Vec<u8>> {
+        let (kind, raw) = self.read(id)?;
+        if kind != expected {
+            return Err(StoreError::WrongKind {
+                id: *id,
+                expected,
+                actual: kind,
+            });
+        }
+        Ok(raw)
+    }
+
+    /// Reads and decodes a tree.
+    pub fn read_tree(&self, id: &ObjectId) -> Result<Tree> {
+        let raw = self.read_kind(id, Kind::Tree)?;
+        Tree::decode(&raw).map_err(|source| StoreError::Decode { id: *id, source })
+    }
+
+    /// Reads and decodes a run.
+    pub fn read_run(&self, id: &ObjectId) -> Result<Run> {
+        let raw = self.read_kind(id, Kind::Run)?;
+        Run::decode(&raw).map_err(|source| StoreError::Decode { id: *id, source })
+    }
+
+    /// Reads and decodes a note.
+    pub fn read_note(&self, id: &ObjectId) -> Result<Note> {
+        let raw = self.read_kind(id, Kind::Note)?;
+        Note::decode(&raw).map_err(|source| StoreError::Decode { id: *id, source })
+    }
+
+    /// Reads and decodes a chunked file.
+    pub fn read_chunked(&self, id: &ObjectId) -> Result<ChunkedFile> {
+        let raw = self.read_kind(id, Kind::Chunked)?;
+        ChunkedFile::decode(&raw).map_err(|source| StoreError::Decode { id: *id, source })
+    }
+
+    /// The ids of the pieces of file content `id`, in order (itself for a blob), with sizes.
+    pub fn file_pieces(&self, id: &ObjectId) -> Result<Vec<(ObjectId, u64)>> {
+        let loc = self.location(id)?.ok_or(StoreError::Missing(*id))?;
+        match loc.kind {
+            Kind::Blob => Ok(vec![(*id, loc.raw_len)]),
+            Kind::Chunked => Ok(self
+                .read_chunked(id)?
+                .chunks
+                .into_iter()
+                .map(|c| (c.id, c.size))
+                .collect()),
+            other => Err(StoreError::WrongKind {
+                id: *id,
+                expected: Kind::Blob,
+                actual: other,
+            }),
+        }
+    }
+
+    /// Streams file content `id` (a blob or chunked file) into `out`; returns bytes written.
+    pub fn write_file_content(
+        &self,
+        id: &ObjectId,
+        out: &mut dyn std::io::Write,
+        progress: &dyn Fn(u64),
+    ) -> Result<u64> {
+        let mut n = 0;
+        for (piece, size) in self.file_pieces(id)? {
+            let bytes = self.read_kind(&piece, Kind::Blob)?;
+            if bytes.len() as u64 != size {
+                return Err(StoreError::Corrupt {
+                    id: *id,
+                    reason: format!("chunk {piece} has {} bytes, expected {size}", bytes.len()),
+                });
+            }
+            out.write_all(&bytes).map_err(|source| StoreError::Io {
+                path: "<output>".into(),
+                source,
+            })?;
+            n += size;
+            progress(size);
+        }
+        Ok(n)
+    }
+
+    // ---- refs ----------------------------------------------------------------------------
+
+    /// The value of ref `name`.
+    pub fn ref_get(&self, name: &str) -> Result<Option<RefValue>> {
+        match self.db.get(key(REF, name.as_bytes())).map_err(db_err)? {
+            None => Ok(None),
+            Some(v) => RefValue::decode(&v)
+                .map(Some)
+                .ok_or_else(|| StoreError::Db(format!("ref {name} is damaged"))),
+        }
+    }
+
+    /// Moves ref `name` from `old` to `new` atomically; fails if it no longer holds `old`.
+    pub fn ref_cas(
+        &self,
+        name: &str,
+        old: Option<&RefValue>,
+        new: Option<&RefValue>,
+    ) -> Result<()> {
+        let r = self
+            .db
+            .compare_and_swap(
+                key(REF, name.as_bytes()),
+                old.map(|v| v.encode()),
+                new.map(|v| v.encode()),
+            )
+            .map_err(db_err)?;
+        r.map_err(|_| StoreError::RefMoved(name.to_string()))
+    }
+
+    /// All refs whose names start with `prefix`, sorted by name.
+    pub fn refs(&self, prefix: &str) -> Result<Vec<(String, RefValue)>> {
+        let mut out = Vec::new();
+        for r in self.db.scan_prefix(key(REF, prefix.as_bytes())) {
+            let (k, v) = r.map_err(db_err)?;
+            let name = String::from_utf8_lossy(&k[1..]).into_owned();
+            match RefValue::decode(&v) {
+                Some(v) => out.push((name, v)),
+                None => return Err(StoreError::Db(format!("ref {name} is damaged"))),
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- runs ----------------------------------------------------------------------------
+
+    /// Run ids whose hex form starts with `prefix`.
+    pub fn runs_with_prefix(&self, prefix: &str) -> Result<Vec<ObjectId>> {
+        let bytes = crate::hash::prefix_bytes(prefix);
+        let mut out = Vec::new();
+        for r in self.db.scan_prefix(key(RUN, &bytes)) {
+            let (k, _) = r.map_err(db_err)?;
+            if let Some(id) = ObjectId::from_slice(&k[1..]) {
+                if id.has_hex_prefix(prefix) {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every run in the run index.
+    pub fn all_runs(&self) -> Result<Vec<ObjectId>> {
+        self.runs_with_prefix("")
+    }
+
+    // ---- stat cache ----------------------------------------------------------------------
+
+    /// The stat-cache entry for `path` (an absolute path's bytes).
+    pub fn stat_get(&self, path: &[u8]) -> Result<Option<StatEntry>> {
+        Ok(self
+            .db
+            .get(key(STAT, path))
+            .map_err(db_err)?
+            .and_then(|v| StatEntry::decode(&v)))
+    }
+
+    // ---- batches -------------------------------------------------------------------------
+
+    /// Applies a batch of index changes atomically.
+    pub fn apply(&self, batch: Batch) -> Result<()> {
+        self.db.apply_batch(batch.inner).map_err(db_err)
+    }
+}
+
+/// A set of index changes applied atomically.
+#[derive(Default)]
+pub struct Batch {
+    inner: sled::Batch,
+    len: usize,
+}
+
+impl Batch {
+    /// Records an object location.
+    pub fn put_object(&mut self, id: &ObjectId, loc: &Location) {
+        self.inner
+            .insert(key(OBJ, id.as_bytes()), &loc.encode()[..]);
+        self.len += 1;
+    }
+
+    /// Removes an object entry.
+    pub fn remove_object(&mut self, id: &ObjectId) {
+        self.inner.remove(key(OBJ, id.as_bytes()));
+        self.len += 1;
+    }
+
+    /// Adds a run to the run index.
+    pub fn put_run(&mut self, id: &ObjectId, started_at: i64) {
+        self.inner
+            .insert(key(RUN, id.as_bytes()), &started_at.to_be_bytes()[..]);
+        self.len += 1;
+    }
+
+    /// Removes a run from the run index.
+    pub fn remove_run(&mut self, id: &ObjectId) {
+        self.inner.remove(key(RUN, id.as_bytes()));
+        self.len += 1;
+    }
+
+    /// Records a stat-cache entry.
+    pub fn put_stat(&mut self, path: &[u8], e: &StatEntry) {
+        self.inner.insert(key(STAT, path), e.encode());
+        self.len += 1;
+    }
+
+    /// Removes a stat-cache entry.
+    pub fn remove_stat(&mut self, path: &[u8]) {
+        self.inner.remove(key(STAT, path));
+        self.len += 1;
+    }
+
+    /// Number of changes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}

@@ -1,0 +1,221 @@
+//! Writing new content without holding the index.
+//!
+//! An [`ObjectWriter`] hashes and compresses objects on all cores and appends the ones the store
+//! lacks to a pack of its own. It asks the index which objects already exist one batch at a
+//! time, in a short session, so other processes get the index in between. Nothing it writes is
+//! visible until [`ObjectWriter::publish`] fsyncs the packs and adds the index entries.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+
+use super::codec::{self, Codec};
+use super::db::{Batch, Session};
+use super::pack::{PackWriter, PACK_ROLLOVER};
+use super::{io_err, now_secs, Result, Store, StoreError};
+use crate::hash::ObjectId;
+use crate::object::{hash_object, Kind};
+
+/// Writes new objects into packs; see the module docs.
+pub struct ObjectWriter<'s> {
+    store: &'s Store,
+    pack: Option<PackWriter>,
+    finished: Vec<PackWriter>,
+    new: HashMap<ObjectId, super::Location>,
+    relied: HashSet<ObjectId>,
+    stored_bytes: u64,
+}
+
+impl<'s> ObjectWriter<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        ObjectWriter {
+            store,
+            pack: None,
+            finished: Vec::new(),
+            new: HashMap::new(),
+            relied: HashSet::new(),
+            stored_bytes: 0,
+        }
+    }
+
+    /// The store written to.
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// Number of new objects written so far.
+    pub fn new_objects(&self) -> usize {
+        self.new.len()
+    }
+
+    /// Bytes appended to packs so far (after compression).
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored_bytes
+    }
+
+    /// True when `id` was written by this writer or is known to be in the store.
+    pub fn knows(&self, id: &ObjectId) -> bool {
+        self.new.contains_key(id) || self.relied.contains(id)
+    }
+
+    /// Records that the caller relies on `id` already being in the store (for example a stat
+    /// cache hit); [`publish`](Self::publish) checks it is still there.
+    pub fn rely_on(&mut self, id: ObjectId) {
+        if !self.new.contains_key(&id) {
+            self.relied.insert(id);
+        }
+    }
+
+    /// Stores one object.
+    pub fn put(
+        &mut self,
+        kind: Kind,
+        content: Vec<u8>,
+        session: Option<&Session>,
+    ) -> Result<ObjectId> {
+        let ids = self.put_batch(vec![(kind, content)], session)?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Db("empty batch result".into()))
+    }
+
+    /// Stores a batch of objects, returning their ids in order. Objects the store already has
+    /// are not written again. Uses `session` to ask the index when given, else a short one.
+    pub fn put_batch(
+        &mut self,
+        items: Vec<(Kind, Vec<u8>)>,
+        session: Option<&Session>,
+    ) -> Result<Vec<ObjectId>> {
+        let ids: Vec<ObjectId> = items
+            .par_iter()
+            .map(|(kind, content)| hash_object(*kind, content))
+            .collect();
+        // Which ids are neither ours nor known, without repeats.
+        let mut seen = HashSet::new();
+        let unknown: Vec<ObjectId> = ids
+            .iter()
+            .filter(|id| !self.knows(id) && seen.insert(**id))
+            .copied()
+            .collect();
+        let mut present = HashSet::new();
+        if !unknown.is_empty() {
+            let mut check = |s: &Session| -> Result<()> {
+                for id in &unknown {
+                    if s.contains(id)? {
+                        present.insert(*id);
+                    }
+                }
+                Ok(())
+            };
+            match session {
+                Some(s) => check(s)?,
+                None => check(&self.store.session()?)?,
+            }
+        }
+        for id in &present {
+            self.relied.insert(*id);
+        }
+        let policy = self.store.compression();
+        let mut want: HashSet<ObjectId> = unknown
+            .into_iter()
+            .filter(|id| !present.contains(id))
+            .collect();
+        let todo: Vec<(ObjectId, Kind, Vec<u8>)> = items
+            .into_iter()
+            .zip(ids.iter())
+            .filter_map(|((kind, content), id)| want.remove(id).then_some((*id, kind, content)))
+            .collect();
+        let encoded: Vec<(ObjectId, Kind, u64, Codec, Vec<u8>)> = todo
+            .into_par_iter()
+            .map(|(id, kind, content)| {
+                let raw_len = content.len() as u64;
+                match codec::compress(&content, policy) {
+                    (codec, Some(c)) => (id, kind, raw_len, codec, c),
+                    (codec, None) => (id, kind, raw_len, codec, content),
+                }
+            })
+            .collect();
+        for (id, kind, raw_len, codec, bytes) in encoded {
+            self.append(id, kind, raw_len, codec, &bytes)?;
+        }
+        Ok(ids)
+    }
+
+    /// Appends an object even if the store has it (used to rewrite packs).
+    pub fn put_unchecked(&mut self, kind: Kind, content: Vec<u8>) -> Result<ObjectId> {
+        let id = hash_object(kind, &content);
+        if self.new.contains_key(&id) {
+            return Ok(id);
+        }
+        let raw_len = content.len() as u64;
+        let (codec, bytes) = match codec::compress(&content, self.store.compression()) {
+            (codec, Some(c)) => (codec, c),
+            (codec, None) => (codec, content),
+        };
+        self.append(id, kind, raw_len, codec, &bytes)?;
+        Ok(id)
+    }
+
+    fn append(
+        &mut self,
+        id: ObjectId,
+        kind: Kind,
+        raw_len: u64,
+        codec: Codec,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let dir = self.store.packs_dir();
+        if self.pack.as_ref().is_some_and(|p| p.len() > PACK_ROLLOVER) {
+            if let Some(p) = self.pack.take() {
+                self.finished.push(p);
+            }
+        }
+        if self.pack.is_none() {
+            self.pack = Some(PackWriter::create(dir).map_err(io_err(dir))?);
+        }
+        let Some(pack) = self.pack.as_mut() else {
+            return Err(StoreError::Db("no pack".into()));
+        };
+        let path = pack.path().to_path_buf();
+        let loc = pack
+            .append(&id, kind, codec, raw_len, bytes)
+            .map_err(io_err(&path))?;
+        self.stored_bytes += bytes.len() as u64;
+        self.new.insert(id, loc);
+        Ok(())
+    }
+
+    /// Makes the written content durable and adds its index entries to `batch`. Fails with
+    /// [`StoreError::Vanished`] if an object this writer relied on is no longer in the store.
+    /// The caller applies the batch, then moves refs, then flushes.
+    pub fn publish(&mut self, session: &Session, batch: &mut Batch) -> Result<()> {
+        for p in self.finished.iter_mut().chain(self.pack.iter_mut()) {
+            let path = p.path().to_path_buf();
+            p.sync().map_err(io_err(&path))?;
+        }
+        let mut vanished = 0;
+        for id in &self.relied {
+            if !session.contains(id)? {
+                vanished += 1;
+            }
+        }
+        if vanished > 0 {
+            return Err(StoreError::Vanished(vanished));
+        }
+        let time = now_secs();
+        for (id, loc) in &self.new {
+            let mut loc = *loc;
+            loc.time = time;
+            batch.put_object(id, &loc);
+        }
+        Ok(())
+    }
+
+    /// Removes a pack this writer created when nothing was published from it (an aborted
+    /// command). Packs already published are never removed here.
+    pub fn abandon(mut self) {
+        for p in self.finished.drain(..).chain(self.pack.take()) {
+            let _ = std::fs::remove_file(p.path());
+        }
+    }
+}

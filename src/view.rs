@@ -1,0 +1,187 @@
+//! A run's files as one namespace: `code/…`, `data/NAME/…`, `artifacts/…`.
+//!
+//! `cairn ls`, `cairn cat RUN:PATH` and selective checkout address files through this view.
+
+use crate::error::{Error, Result};
+use crate::hash::ObjectId;
+use crate::object::{EntryKind, Run};
+use crate::store::Session;
+
+/// A node of a run's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// The run's root (`code`, `data`, `artifacts`).
+    Root,
+    /// The `data` folder listing the named snapshots.
+    DataRoot,
+    /// A stored tree.
+    Tree(ObjectId),
+    /// A stored file or link.
+    Leaf {
+        /// File, executable or link.
+        kind: EntryKind,
+        /// Content id.
+        id: ObjectId,
+        /// Size.
+        size: u64,
+    },
+}
+
+/// One listed path.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listing {
+    /// Path within the run's namespace.
+    pub path: String,
+    /// `file`, `exec`, `link` or `tree`.
+    pub kind: &'static str,
+    /// Size in bytes (total for trees).
+    pub size: u64,
+    /// Content id.
+    pub id: ObjectId,
+}
+
+fn children(session: &Session, run: &Run, node: &Node) -> Result<Vec<(String, Node, u64)>> {
+    Ok(match node {
+        Node::Root => {
+            let mut v = Vec::new();
+            if let Some(c) = &run.code {
+                v.push(("code".to_string(), Node::Tree(c.tree), c.size));
+            }
+            if !run.data.is_empty() {
+                v.push((
+                    "data".to_string(),
+                    Node::DataRoot,
+                    run.data.values().map(|d| d.size).sum(),
+                ));
+            }
+            if let Some(a) = &run.artifacts {
+                v.push(("artifacts".to_string(), Node::Tree(a.tree), a.size));
+            }
+            v
+        }
+        Node::DataRoot => run
+            .data
+            .iter()
+            .map(|(name, d)| {
+                let node = if d.kind == "tree" {
+                    Node::Tree(d.id)
+                } else {
+                    Node::Leaf {
+                        kind: if d.executable {
+                            EntryKind::Executable
+                        } else {
+                            EntryKind::File
+                        },
+                        id: d.id,
+                        size: d.size,
+                    }
+                };
+                (name.clone(), node, d.size)
+            })
+            .collect(),
+        Node::Tree(id) => session
+            .read_tree(id)?
+            .entries
+            .into_iter()
+            .map(|e| {
+                let node = if e.kind == EntryKind::Tree {
+                    Node::Tree(e.id)
+                } else {
+                    Node::Leaf {
+                        kind: e.kind,
+                        id: e.id,
+                        size: e.size,
+                    }
+                };
+                (e.name, node, e.size)
+            })
+            .collect(),
+        Node::Leaf { .. } => Vec::new(),
+    })
+}
+
+/// Finds `path` (slash-separated; empty for the root) in `run`.
+pub fn lookup(session: &Session, run: &Run, run_name: &str, path: &str) -> Result<Node> {
+    let mut node = Node::Root;
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let next = children(session, run, &node)?
+            .into_iter()
+            .find(|(name, _, _)| name == part)
+            .map(|(_, n, _)| n);
+        node = next.ok_or_else(|| Error::NoSuchPath {
+            run: run_name.to_string(),
+            path: path.to_string(),
+        })?;
+    }
+    Ok(node)
+}
+
+/// Lists everything below `node` (files, links and folders), depth first, sorted.
+pub fn list(
+    session: &Session,
+    run: &Run,
+    node: &Node,
+    prefix: &str,
+    recursive: bool,
+) -> Result<Vec<Listing>> {
+    let mut out = Vec::new();
+    if let Node::Leaf { kind, id, size } = node {
+        out.push(Listing {
+            path: prefix.to_string(),
+            kind: kind.as_str(),
+            size: *size,
+            id: *id,
+        });
+        return Ok(out);
+    }
+    walk(session, run, node, prefix, recursive, &mut out)?;
+    Ok(out)
+}
+
+fn walk(
+    session: &Session,
+    run: &Run,
+    node: &Node,
+    prefix: &str,
+    recursive: bool,
+    out: &mut Vec<Listing>,
+) -> Result<()> {
+    for (name, child, size) in children(session, run, node)? {
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        match &child {
+            Node::Leaf { kind, id, size } => out.push(Listing {
+                path,
+                kind: kind.as_str(),
+                size: *size,
+                id: *id,
+            }),
+            Node::Tree(id) => {
+                out.push(Listing {
+                    path: path.clone(),
+                    kind: "tree",
+                    size,
+                    id: *id,
+                });
+                if recursive {
+                    walk(session, run, &child, &path, recursive, out)?;
+                }
+            }
+            Node::DataRoot | Node::Root => {
+                out.push(Listing {
+                    path: path.clone(),
+                    kind: "tree",
+                    size,
+                    id: ObjectId::from_bytes([0; 32]),
+                });
+                if recursive {
+                    walk(session, run, &child, &path, recursive, out)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
