@@ -162,6 +162,13 @@ fn summarise(series: &metrics::Series) -> (MetricSummary, Option<Vec<u8>>) {
     )
 }
 
+/// A run ready to publish, with the stat-cache entries to publish with it.
+struct Prepared {
+    run: Run,
+    stat_updates: Vec<(Vec<u8>, crate::store::StatEntry)>,
+    files_read: u64,
+}
+
 /// Data snapshot names: `NAME=PATH` or the folder's file name.
 fn data_name(name: &Option<String>, path: &Path) -> Result<String> {
     let n = match name {
@@ -228,7 +235,7 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
     // ---- store content (no lock held) -----------------------------------------------------
     let store = repo.store();
     let mut writer = store.writer();
-    let result = (|| -> Result<(Run, ObjectId, Vec<(Vec<u8>, crate::store::StatEntry)>, u64)> {
+    let result = (|| -> Result<Prepared> {
         let mut ingest = Ingest::new(&mut writer, progress);
         let mut extra_blobs: Vec<Vec<u8>> = Vec::new();
 
@@ -327,9 +334,17 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
             tags,
             env: req.env.clone(),
         };
-        Ok((run, ObjectId::from_bytes([0; 32]), stat_updates, files_read))
+        Ok(Prepared {
+            run,
+            stat_updates,
+            files_read,
+        })
     })();
-    let (mut run, _, stat_updates, files_read) = match result {
+    let Prepared {
+        mut run,
+        stat_updates,
+        files_read,
+    } = match result {
         Ok(r) => r,
         Err(e) => {
             writer.abandon();

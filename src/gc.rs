@@ -175,6 +175,7 @@ pub fn gc(session: &Session, opts: GcOptions) -> Result<GcReport> {
         // The ids are present under their old locations; publish re-points them.
         w.publish(session, &mut batch)?;
     }
+    session.bump_gc_generation()?;
     session.apply(batch)?;
     session.flush()?;
     for no in to_delete.iter().chain(&to_rewrite).chain(&orphans) {

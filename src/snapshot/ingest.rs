@@ -43,7 +43,6 @@ pub struct Ingest<'a, 's> {
     writer: &'a mut ObjectWriter<'s>,
     progress: &'a dyn Progress,
     stat_updates: Vec<(Vec<u8>, StatEntry)>,
-    deferred: Vec<(Kind, Vec<u8>)>,
     now_ns: i64,
     /// Files read (not served by the stat cache).
     pub files_read: u64,
@@ -65,7 +64,6 @@ impl<'a, 's> Ingest<'a, 's> {
             writer,
             progress,
             stat_updates: Vec::new(),
-            deferred: Vec::new(),
             now_ns: now_ns(),
             files_read: 0,
             bytes_read: 0,
@@ -87,7 +85,6 @@ impl<'a, 's> Ingest<'a, 's> {
         };
         let size = entry.size;
         let ids = self.content_ids(std::slice::from_ref(&entry))?;
-        self.flush_deferred()?;
         let id = ids
             .into_iter()
             .next()
@@ -156,8 +153,7 @@ impl<'a, 's> Ingest<'a, 's> {
             })?;
             let size = tree.size();
             let content = tree.encode();
-            let id = hash_object(Kind::Tree, &content);
-            self.deferred.push((Kind::Tree, content));
+            let id = self.writer.defer(Kind::Tree, content);
             if dir.as_os_str().is_empty() {
                 root = Some((id, size));
                 break;
@@ -175,7 +171,6 @@ impl<'a, 's> Ingest<'a, 's> {
                 id,
             });
         }
-        self.flush_deferred()?;
         let (id, size) = root.ok_or_else(|| SnapshotError::Walk("no root tree".into()))?;
         Ok(Snapshot {
             id,
@@ -183,15 +178,6 @@ impl<'a, 's> Ingest<'a, 's> {
             size,
             files,
         })
-    }
-
-    /// Stores small objects computed along the way (trees, manifests, link targets).
-    fn flush_deferred(&mut self) -> Result<()> {
-        if !self.deferred.is_empty() {
-            let items = std::mem::take(&mut self.deferred);
-            self.writer.put_batch(items, None)?;
-        }
-        Ok(())
     }
 
     /// Content ids for the file and link entries (`None` for folders).
@@ -203,15 +189,30 @@ impl<'a, 's> Ingest<'a, 's> {
         if wanted.is_empty() {
             return Ok(ids);
         }
-        // 1. The stat cache, in one short session.
+        // 1. The stat cache, in one short session: one range scan under the common folder.
         {
             let session = self.writer.store().session()?;
+            self.writer.observe(&session)?;
+            let cached: std::collections::HashMap<Vec<u8>, StatEntry> = if wanted.len() > 16 {
+                let prefix = common_prefix(entries);
+                session.stat_scan(&prefix)?.into_iter().collect()
+            } else {
+                let mut m = std::collections::HashMap::new();
+                for &i in &wanted {
+                    let k = entries[i].abs.as_os_str().as_bytes();
+                    if let Some(e) = session.stat_get(k)? {
+                        m.insert(k.to_vec(), e);
+                    }
+                }
+                m
+            };
+            drop(session);
             for &i in &wanted {
                 let e = &entries[i];
                 if !matches!(e.kind, WalkKind::File { .. }) {
                     continue;
                 }
-                if let Some(c) = session.stat_get(e.abs.as_os_str().as_bytes())? {
+                if let Some(c) = cached.get(e.abs.as_os_str().as_bytes()) {
                     if c.size == e.size
                         && c.mtime_ns == e.mtime_ns
                         && c.ctime_ns == e.ctime_ns
@@ -339,10 +340,27 @@ impl<'a, 's> Ingest<'a, 's> {
         self.files_read += 1;
         self.bytes_read += read;
         let manifest = ChunkedFile { chunks };
-        let content = manifest.encode();
-        let id = hash_object(Kind::Chunked, &content);
-        self.deferred.push((Kind::Chunked, content));
-        Ok(id)
+        Ok(self.writer.defer(Kind::Chunked, manifest.encode()))
+    }
+}
+
+/// The longest folder prefix (ending in '/') shared by the entries' absolute paths.
+fn common_prefix(entries: &[WalkEntry]) -> Vec<u8> {
+    let mut prefix: Option<&[u8]> = None;
+    for e in entries {
+        let p = e.abs.as_os_str().as_bytes();
+        prefix = Some(match prefix {
+            None => p,
+            Some(cur) => {
+                let n = cur.iter().zip(p).take_while(|(a, b)| a == b).count();
+                &cur[..n]
+            }
+        });
+    }
+    let p = prefix.unwrap_or_default();
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => p[..=i].to_vec(),
+        None => Vec::new(),
     }
 }
 

@@ -230,14 +230,13 @@ pub fn restore(
         for c in comps.iter().take(comps.len().saturating_sub(1)) {
             cur.push(c);
             match std::fs::symlink_metadata(&cur) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    if !force {
-                        return Err(SnapshotError::BadPath {
-                            path: cur.clone(),
-                            reason: "is a symbolic link; refusing to write through it (use --force to replace it)".into(),
-                        });
-                    }
+                Ok(m) if m.file_type().is_symlink() && !force => {
+                    return Err(SnapshotError::BadPath {
+                        path: cur.clone(),
+                        reason: "is a symbolic link; refusing to write through it (use --force to replace it)".into(),
+                    });
                 }
+                Ok(m) if m.file_type().is_symlink() => {}
                 Ok(m) if !m.is_dir() => conflicts.push(cur.clone()),
                 _ => {}
             }

@@ -415,6 +415,38 @@ impl<'s> Session<'s> {
             .and_then(|v| StatEntry::decode(&v)))
     }
 
+    /// Every stat-cache entry whose path starts with `prefix`.
+    pub fn stat_scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, StatEntry)>> {
+        let mut out = Vec::new();
+        for r in self.db.scan_prefix(key(STAT, prefix)) {
+            let (k, v) = r.map_err(db_err)?;
+            if let Some(e) = StatEntry::decode(&v) {
+                out.push((k[1..].to_vec(), e));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A counter that gc increments whenever it removes objects. A writer that saw the same
+    /// value before and at publish time knows nothing it relied on was removed in between.
+    pub fn gc_generation(&self) -> Result<u64> {
+        Ok(self
+            .db
+            .get(key(META, b"gcgen"))
+            .map_err(db_err)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_le_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Increments the gc generation (gc does this before removing anything).
+    pub fn bump_gc_generation(&self) -> Result<()> {
+        let next = self.gc_generation()? + 1;
+        self.db
+            .insert(key(META, b"gcgen"), &next.to_le_bytes())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     // ---- batches -------------------------------------------------------------------------
 
     /// Applies a batch of index changes atomically.

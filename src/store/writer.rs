@@ -23,6 +23,8 @@ pub struct ObjectWriter<'s> {
     finished: Vec<PackWriter>,
     new: HashMap<ObjectId, super::Location>,
     relied: HashSet<ObjectId>,
+    deferred: Vec<(Kind, Vec<u8>)>,
+    gc_generation: Option<u64>,
     stored_bytes: u64,
 }
 
@@ -34,6 +36,8 @@ impl<'s> ObjectWriter<'s> {
             finished: Vec::new(),
             new: HashMap::new(),
             relied: HashSet::new(),
+            deferred: Vec::new(),
+            gc_generation: None,
             stored_bytes: 0,
         }
     }
@@ -58,12 +62,30 @@ impl<'s> ObjectWriter<'s> {
         self.new.contains_key(id) || self.relied.contains(id)
     }
 
+    /// Notes the gc generation seen in `session` (the first one seen is kept): call it in
+    /// every session whose answers the writer will rely on.
+    pub fn observe(&mut self, session: &Session) -> Result<()> {
+        if self.gc_generation.is_none() {
+            self.gc_generation = Some(session.gc_generation()?);
+        }
+        Ok(())
+    }
+
     /// Records that the caller relies on `id` already being in the store (for example a stat
     /// cache hit); [`publish`](Self::publish) checks it is still there.
     pub fn rely_on(&mut self, id: ObjectId) {
         if !self.new.contains_key(&id) {
             self.relied.insert(id);
         }
+    }
+
+    /// Queues a small object (a tree, a chunk list) to be stored at publish time, in the
+    /// publishing session, and returns its id. Saves a session for objects that are usually
+    /// already present (the trees of an unchanged folder).
+    pub fn defer(&mut self, kind: Kind, content: Vec<u8>) -> ObjectId {
+        let id = hash_object(kind, &content);
+        self.deferred.push((kind, content));
+        id
     }
 
     /// Stores one object.
@@ -109,7 +131,13 @@ impl<'s> ObjectWriter<'s> {
             };
             match session {
                 Some(s) => check(s)?,
-                None => check(&self.store.session()?)?,
+                None => {
+                    let s = self.store.session()?;
+                    check(&s)?;
+                    if self.gc_generation.is_none() {
+                        self.gc_generation = Some(s.gc_generation()?);
+                    }
+                }
             }
         }
         for id in &present {
@@ -189,14 +217,22 @@ impl<'s> ObjectWriter<'s> {
     /// [`StoreError::Vanished`] if an object this writer relied on is no longer in the store.
     /// The caller applies the batch, then moves refs, then flushes.
     pub fn publish(&mut self, session: &Session, batch: &mut Batch) -> Result<()> {
+        if !self.deferred.is_empty() {
+            let items = std::mem::take(&mut self.deferred);
+            self.put_batch(items, Some(session))?;
+        }
         for p in self.finished.iter_mut().chain(self.pack.iter_mut()) {
             let path = p.path().to_path_buf();
             p.sync().map_err(io_err(&path))?;
         }
+        // Only a gc removes objects; when none ran since we first looked, all we relied on is
+        // still there and checking each id again would cost a lookup per file.
         let mut vanished = 0;
-        for id in &self.relied {
-            if !session.contains(id)? {
-                vanished += 1;
+        if self.gc_generation != Some(session.gc_generation()?) {
+            for id in &self.relied {
+                if !session.contains(id)? {
+                    vanished += 1;
+                }
             }
         }
         if vanished > 0 {

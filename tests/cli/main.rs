@@ -1,1 +1,5 @@
+//! Integration tests: drive the real `cairn` binary on real files in temporary folders.
 
+mod common;
+mod core_cmds;
+mod safety;

@@ -1,0 +1,208 @@
+//! Shared test helpers: a hermetic environment per test and tree comparison.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A temporary home and work folder; every command runs with a cleared, fixed environment.
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+    pub work: PathBuf,
+    pub home: PathBuf,
+}
+
+impl Env {
+    /// A fresh environment with an empty work folder (no repository yet).
+    pub fn new() -> Env {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let work = tmp.path().join("work");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        Env { tmp, work, home }
+    }
+
+    /// A fresh environment with `cairn init` done in the work folder.
+    pub fn init() -> Env {
+        let env = Env::new();
+        env.ok(&["init"]);
+        env
+    }
+
+    /// A command for the binary, run in the work folder.
+    pub fn cmd(&self) -> std::process::Command {
+        self.cmd_in(&self.work)
+    }
+
+    /// A command for the binary, run in `dir`.
+    pub fn cmd_in(&self, dir: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"));
+        c.current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("TZ", "UTC")
+            .env("NO_COLOR", "1")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .env("USER", "tester")
+            .env("CAIRN_LOCK_TIMEOUT", "120");
+        c
+    }
+
+    /// Runs `args`; returns the output whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("spawn cairn")
+    }
+
+    /// Runs `args`, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cairn {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `args`, asserts failure with exit code 1 and a one-line `error:` message; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "cairn {args:?} should fail with 1; stderr: {stderr}"
+        );
+        assert!(
+            stderr.starts_with("error: "),
+            "cairn {args:?}: error not reported as such: {stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked"),
+            "cairn {args:?} panicked: {stderr}"
+        );
+        assert!(
+            !stderr.contains("RUST_BACKTRACE"),
+            "cairn {args:?} printed a backtrace: {stderr}"
+        );
+        stderr
+    }
+
+    /// Commits with `args` after `commit`, returns the full run id.
+    pub fn commit(&self, args: &[&str]) -> String {
+        let mut all = vec!["commit", "-q"];
+        all.extend_from_slice(args);
+        let id = self.ok(&all).trim().to_string();
+        assert_eq!(id.len(), 64, "commit printed {id:?}");
+        id
+    }
+
+    /// A path in the work folder.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.work.join(rel)
+    }
+
+    /// Writes a file (creating folders).
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// Runs git in the work folder.
+    pub fn git(&self, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .current_dir(&self.work)
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args([
+                "-c",
+                "user.name=Test",
+                "-c",
+                "user.email=test@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// What a path holds, for bit-for-bit comparison of folders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Dir,
+    File { exec: bool, hash: String, len: u64 },
+    Link(PathBuf),
+}
+
+/// Every path below `root` (relative) and what it holds; `.cairn` and `.git` excluded.
+pub fn snapshot_dir(root: &Path) -> BTreeMap<PathBuf, Item> {
+    let mut out = BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Item>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            if name == ".cairn" || name == ".git" {
+                continue;
+            }
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            if md.file_type().is_symlink() {
+                out.insert(rel, Item::Link(std::fs::read_link(&p).unwrap()));
+            } else if md.is_dir() {
+                out.insert(rel, Item::Dir);
+                walk(root, &p, out);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.insert(
+                    rel,
+                    Item::File {
+                        exec: md.permissions().mode() & 0o111 != 0,
+                        hash: blake3::hash(&bytes).to_hex().to_string(),
+                        len: bytes.len() as u64,
+                    },
+                );
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
