@@ -353,28 +353,38 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
     };
 
     // ---- publish (short session) ----------------------------------------------------------
-    let session = match store.session() {
-        Ok(s) => s,
-        Err(e) => {
-            writer.abandon();
-            return Err(e.into());
-        }
+    let session = match writer.take_session() {
+        Some(s) => s,
+        None => match store.session() {
+            Ok(s) => s,
+            Err(e) => {
+                writer.abandon();
+                return Err(e.into());
+            }
+        },
     };
     let head = refs::head(&session)?;
-    let (branch_ref, old) = match (&req.branch, &head) {
+    // `old` is what the branch ref holds now (for compare-and-swap); the parent is the branch
+    // tip, or HEAD's run when committing onto a new branch.
+    let (branch_ref, old, parent) = match (&req.branch, &head) {
         (Some(b), _) => {
             let full = format!("{BRANCH_PREFIX}{b}");
             let tip = refs::get_id(&session, &full)?;
-            (Some(full), tip)
+            let parent = match (tip, &head) {
+                (Some(t), _) => Some(t),
+                (None, Head::Branch(h)) => refs::branch_tip(&session, h)?,
+                (None, Head::Detached(id)) => Some(*id),
+            };
+            (Some(full), tip, parent)
         }
         (None, Head::Branch(b)) => {
             let full = format!("{BRANCH_PREFIX}{b}");
             let tip = refs::get_id(&session, &full)?;
-            (Some(full), tip)
+            (Some(full), tip, tip)
         }
-        (None, Head::Detached(id)) => (None, Some(*id)),
+        (None, Head::Detached(id)) => (None, Some(*id), Some(*id)),
     };
-    run.parents = old.into_iter().collect();
+    run.parents = parent.into_iter().collect();
     run.branch = branch_ref
         .as_deref()
         .map(|f| f.trim_start_matches(BRANCH_PREFIX).to_string());

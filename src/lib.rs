@@ -31,6 +31,7 @@ pub mod capture;
 pub mod checkout;
 pub mod commit;
 pub mod config;
+pub mod diff;
 pub mod error;
 pub mod fsck;
 pub mod gc;

@@ -5,6 +5,7 @@ mod cat;
 mod checkout;
 mod commit;
 mod completions;
+mod diff;
 mod fsck;
 mod gc;
 mod init;
@@ -29,7 +30,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "cairn", version, about, long_about = None, after_help = "Examples:\n  cairn init\n  cairn commit -m baseline --code . --data train=data/train --params params.yaml --metrics metrics.json --artifact model.pt\n  cairn log\n  cairn show HEAD\n  cairn checkout HEAD~1 -o /tmp/previous")]
 pub struct Cli {
     /// Run as if started in DIR.
-    #[arg(short = 'C', global = true, value_name = "DIR")]
+    #[arg(short = 'C', global = true, value_name = "DIR", id = "chdir")]
     pub dir: Option<PathBuf>,
     /// Print no progress or status messages.
     #[arg(short, long, global = true)]
@@ -52,6 +53,7 @@ pub enum Command {
     Switch(switch::Args),
     Tag(tag::Args),
     Note(note::Args),
+    Diff(diff::Args),
     Fsck(fsck::Args),
     Gc(gc::Args),
     Completions(completions::Args),
@@ -118,6 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Switch(a) => switch::run(&ctx, a),
         Command::Tag(a) => tag::run(&ctx, a),
         Command::Note(a) => note::run(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
         Command::Fsck(a) => fsck::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Completions(a) => completions::run(a),
@@ -150,7 +153,16 @@ pub fn main() -> i32 {
 
 /// Prints an error: one line, its causes, and a hint when there is one.
 fn report(e: &anyhow::Error) {
-    eprintln!("error: {e}");
+    // Context first, then each cause that the message does not already include.
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    eprintln!("error: {msg}");
     let mut hint = None;
     for cause in e.chain() {
         if let Some(ce) = cause.downcast_ref::<cairn::Error>() {

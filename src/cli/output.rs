@@ -98,6 +98,14 @@ impl Style {
     pub fn dim(&self, s: &str) -> String {
         self.paint("2", s)
     }
+    /// Additions, improvements.
+    pub fn good(&self, s: &str) -> String {
+        self.paint("32", s)
+    }
+    /// Removals, regressions.
+    pub fn bad(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
 }
 
 /// Prints a JSON value to stdout.

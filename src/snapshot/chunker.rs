@@ -16,29 +16,51 @@ pub const MAX_CHUNK: u32 = 256 * 1024;
 pub const BATCH_BYTES: usize = 32 << 20;
 
 /// Splits `reader` into chunks and hands them to `f` in batches of about [`BATCH_BYTES`].
-pub fn chunk_batches<R: Read, E: From<std::io::Error>>(
+///
+/// Reading and cutting run on a thread of their own, one batch ahead of `f`, so chunking
+/// overlaps with whatever `f` does (hashing and compressing on the other cores). At most two
+/// batches are in memory at once, whatever the size of the input.
+pub fn chunk_batches<R: Read + Send, E: From<std::io::Error> + Send>(
     reader: R,
     mut f: impl FnMut(Vec<Vec<u8>>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let cdc = fastcdc::v2020::StreamCDC::new(reader, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
-    let mut batch = Vec::new();
-    let mut bytes = 0usize;
-    for chunk in cdc {
-        let chunk = chunk.map_err(|e| match e {
-            fastcdc::v2020::Error::IoError(io) => io,
-            other => std::io::Error::other(other.to_string()),
-        })?;
-        bytes += chunk.data.len();
-        batch.push(chunk.data);
-        if bytes >= BATCH_BYTES {
-            f(std::mem::take(&mut batch))?;
-            bytes = 0;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<Vec<u8>>>>(1);
+        scope.spawn(move || {
+            let cdc = fastcdc::v2020::StreamCDC::new(reader, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
+            let mut batch = Vec::new();
+            let mut bytes = 0usize;
+            for chunk in cdc {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(fastcdc::v2020::Error::IoError(io)) => {
+                        let _ = tx.send(Err(io));
+                        return;
+                    }
+                    Err(other) => {
+                        let _ = tx.send(Err(std::io::Error::other(other.to_string())));
+                        return;
+                    }
+                };
+                bytes += chunk.data.len();
+                batch.push(chunk.data);
+                if bytes >= BATCH_BYTES {
+                    if tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                        return;
+                    }
+                    bytes = 0;
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(Ok(batch));
+            }
+        });
+        // Dropping `rx` on an early error makes the reader thread stop at its next send.
+        for batch in rx {
+            f(batch?)?;
         }
-    }
-    if !batch.is_empty() {
-        f(batch)?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]

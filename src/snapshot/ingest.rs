@@ -191,22 +191,22 @@ impl<'a, 's> Ingest<'a, 's> {
         }
         // 1. The stat cache, in one short session: one range scan under the common folder.
         {
-            let session = self.writer.store().session()?;
-            self.writer.observe(&session)?;
-            let cached: std::collections::HashMap<Vec<u8>, StatEntry> = if wanted.len() > 16 {
-                let prefix = common_prefix(entries);
-                session.stat_scan(&prefix)?.into_iter().collect()
-            } else {
-                let mut m = std::collections::HashMap::new();
-                for &i in &wanted {
-                    let k = entries[i].abs.as_os_str().as_bytes();
-                    if let Some(e) = session.stat_get(k)? {
-                        m.insert(k.to_vec(), e);
-                    }
-                }
-                m
-            };
-            drop(session);
+            let cached: std::collections::HashMap<Vec<u8>, StatEntry> =
+                self.writer.with_session(|session| {
+                    Ok(if wanted.len() > 16 {
+                        let prefix = common_prefix(entries);
+                        session.stat_scan(&prefix)?.into_iter().collect()
+                    } else {
+                        let mut m = std::collections::HashMap::new();
+                        for &i in &wanted {
+                            let k = entries[i].abs.as_os_str().as_bytes();
+                            if let Some(e) = session.stat_get(k)? {
+                                m.insert(k.to_vec(), e);
+                            }
+                        }
+                        m
+                    })
+                })?;
             for &i in &wanted {
                 let e = &entries[i];
                 if !matches!(e.kind, WalkKind::File { .. }) {

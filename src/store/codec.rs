@@ -57,8 +57,27 @@ pub fn compress(raw: &[u8], policy: CompressionPolicy) -> (Codec, Option<Vec<u8>
     if policy.level == 0 || raw.len() < 64 {
         return (Codec::Raw, None);
     }
-    match zstd::bulk::compress(raw, policy.level) {
-        Ok(c) if (c.len() as f64) <= raw.len() as f64 * policy.max_ratio => (Codec::Zstd, Some(c)),
+    // One compression context per thread, reused: creating one per object is costly.
+    thread_local! {
+        static CCTX: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let compressed = CCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(lvl, _)| *lvl != policy.level) {
+            *slot = zstd::bulk::Compressor::new(policy.level)
+                .ok()
+                .map(|c| (policy.level, c));
+        }
+        match slot.as_mut() {
+            Some((_, c)) => c.compress(raw).ok(),
+            None => zstd::bulk::compress(raw, policy.level).ok(),
+        }
+    });
+    match compressed {
+        Some(c) if (c.len() as f64) <= raw.len() as f64 * policy.max_ratio => {
+            (Codec::Zstd, Some(c))
+        }
         _ => (Codec::Raw, None),
     }
 }

@@ -6,6 +6,7 @@
 //! visible until [`ObjectWriter::publish`] fsyncs the packs and adds the index entries.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
@@ -25,8 +26,12 @@ pub struct ObjectWriter<'s> {
     relied: HashSet<ObjectId>,
     deferred: Vec<(Kind, Vec<u8>)>,
     gc_generation: Option<u64>,
+    held: Option<(Session<'s>, Instant)>,
     stored_bytes: u64,
 }
+
+/// How long a writer keeps the index between batches before letting other processes in.
+const HOLD: Duration = Duration::from_millis(150);
 
 impl<'s> ObjectWriter<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
@@ -38,6 +43,7 @@ impl<'s> ObjectWriter<'s> {
             relied: HashSet::new(),
             deferred: Vec::new(),
             gc_generation: None,
+            held: None,
             stored_bytes: 0,
         }
     }
@@ -60,6 +66,37 @@ impl<'s> ObjectWriter<'s> {
     /// True when `id` was written by this writer or is known to be in the store.
     pub fn knows(&self, id: &ObjectId) -> bool {
         self.new.contains_key(id) || self.relied.contains(id)
+    }
+
+    /// Runs `f` in the writer's session, opening one if needed. The session is kept for
+    /// following batches (opening the index costs milliseconds) but given up once it has been
+    /// held for a moment, so other processes are never kept waiting long.
+    pub fn with_session<T>(&mut self, f: impl FnOnce(&Session<'s>) -> Result<T>) -> Result<T> {
+        if self.held.is_none() {
+            let s = self.store.session()?;
+            if self.gc_generation.is_none() {
+                self.gc_generation = Some(s.gc_generation()?);
+            }
+            self.held = Some((s, Instant::now()));
+        }
+        let result = match &self.held {
+            Some((s, _)) => f(s),
+            None => Err(StoreError::Db("no session".into())),
+        };
+        if self.held.as_ref().is_some_and(|(_, t)| t.elapsed() > HOLD) {
+            self.held = None;
+        }
+        result
+    }
+
+    /// Gives up the writer's session, if it holds one.
+    pub fn release(&mut self) {
+        self.held = None;
+    }
+
+    /// Takes the writer's session, if it holds one, for publishing.
+    pub fn take_session(&mut self) -> Option<Session<'s>> {
+        self.held.take().map(|(s, _)| s)
     }
 
     /// Notes the gc generation seen in `session` (the first one seen is kept): call it in
@@ -131,13 +168,7 @@ impl<'s> ObjectWriter<'s> {
             };
             match session {
                 Some(s) => check(s)?,
-                None => {
-                    let s = self.store.session()?;
-                    check(&s)?;
-                    if self.gc_generation.is_none() {
-                        self.gc_generation = Some(s.gc_generation()?);
-                    }
-                }
+                None => self.with_session(|s| check(s))?,
             }
         }
         for id in &present {
