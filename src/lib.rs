@@ -39,6 +39,7 @@ pub mod hash;
 pub mod notes;
 pub mod object;
 pub mod progress;
+pub mod query;
 pub mod refs;
 pub mod repo;
 pub mod revision;

@@ -159,8 +159,8 @@ impl Tree {
             return Err(err(format!("unknown version {v}")));
         }
         let count = r.u32()? as usize;
-        // Each entry takes at least 46 bytes; refuse counts the buffer cannot hold.
-        if count > r.remaining() / 46 {
+        // Each entry takes at least 45 bytes; refuse counts the buffer cannot hold.
+        if count > r.remaining() / 45 {
             return Err(err("entry count exceeds content".into()));
         }
         let mut entries: Vec<TreeEntry> = Vec::with_capacity(count);

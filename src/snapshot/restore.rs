@@ -6,7 +6,7 @@
 //! case-insensitive file system — and refuses before a single byte is written. The write phase
 //! then writes each file to a temporary name beside its target and renames it into place.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -95,8 +95,15 @@ fn check_relative(rel: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Checks a link target: relative, staying inside the target folder, not into `.cairn`/`.git`.
-fn check_link_target(rel: &Path, target: &[u8]) -> Result<PathBuf> {
+/// Checks a link target: relative, staying inside the target folder, not into `.cairn`/`.git`,
+/// and never passing through another link (`links` are the links being restored; links already
+/// on disk under `root` count too), so a chain of links cannot climb out either.
+fn check_link_target(
+    rel: &Path,
+    target: &[u8],
+    links: &HashSet<PathBuf>,
+    root: Option<&Path>,
+) -> Result<PathBuf> {
     let bad = |reason: &str| SnapshotError::BadPath {
         path: rel.to_path_buf(),
         reason: reason.to_string(),
@@ -112,15 +119,16 @@ fn check_link_target(rel: &Path, target: &[u8]) -> Result<PathBuf> {
         )));
     }
     // Resolve lexically from the link's folder; it may never climb above the target root.
-    let mut depth: Vec<String> = rel
+    let mut depth: Vec<std::ffi::OsString> = rel
         .parent()
         .map(|p| {
             p.components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .map(|c| c.as_os_str().to_os_string())
                 .collect()
         })
         .unwrap_or_default();
-    for c in t.components() {
+    let comps: Vec<Component> = t.components().collect();
+    for (i, c) in comps.iter().enumerate() {
         match c {
             Component::ParentDir => {
                 if depth.pop().is_none() {
@@ -138,7 +146,21 @@ fn check_link_target(rel: &Path, target: &[u8]) -> Result<PathBuf> {
                         n.to_string_lossy()
                     )));
                 }
-                depth.push(s);
+                depth.push(n.to_os_string());
+                if i + 1 < comps.len() {
+                    let here: PathBuf = depth.iter().collect();
+                    let on_disk = root.is_some_and(|r| {
+                        std::fs::symlink_metadata(r.join(&here))
+                            .is_ok_and(|m| m.file_type().is_symlink())
+                    });
+                    if links.contains(&here) || on_disk {
+                        return Err(bad(&format!(
+                            "symbolic link to {} passes through another link ({}); refused",
+                            t.display(),
+                            here.display()
+                        )));
+                    }
+                }
             }
             Component::CurDir => {}
             _ => return Err(bad("symbolic link with an unusable target")),
@@ -210,6 +232,11 @@ pub fn restore(
     let mut report = RestoreReport::default();
     let mut lower: HashMap<String, &Path> = HashMap::new();
     let mut collisions = Vec::new();
+    let links: HashSet<PathBuf> = items
+        .iter()
+        .filter(|i| i.kind == EntryKind::Symlink)
+        .map(|i| i.rel.clone())
+        .collect();
     for item in items {
         check_relative(&item.rel)?;
         let key = item.rel.to_string_lossy().to_lowercase();
@@ -220,13 +247,14 @@ pub fn restore(
         }
         let link_target = if item.kind == EntryKind::Symlink {
             let t = session.read_kind(&item.id, Kind::Blob)?;
-            Some(check_link_target(&item.rel, &t)?)
+            Some(check_link_target(&item.rel, &t, &links, Some(root))?)
         } else {
             None
         };
         // No ancestor inside root may be a symbolic link or a non-folder.
         let mut cur = root.to_path_buf();
         let comps: Vec<_> = item.rel.components().collect();
+        let mut through_link = false;
         for c in comps.iter().take(comps.len().saturating_sub(1)) {
             cur.push(c);
             match std::fs::symlink_metadata(&cur) {
@@ -236,12 +264,17 @@ pub fn restore(
                         reason: "is a symbolic link; refusing to write through it (use --force to replace it)".into(),
                     });
                 }
-                Ok(m) if m.file_type().is_symlink() => {}
+                Ok(m) if m.file_type().is_symlink() => through_link = true,
                 Ok(m) if !m.is_dir() => conflicts.push(cur.clone()),
                 _ => {}
             }
         }
         let path = root.join(&item.rel);
+        if through_link {
+            // The link above will be replaced by a real folder: nothing below it exists yet.
+            todo.push((item, link_target));
+            continue;
+        }
         match compare_existing(session, &path, item)? {
             Existing::Absent => todo.push((item, link_target)),
             Existing::Same => {
@@ -274,10 +307,14 @@ pub fn restore(
     let total: u64 = todo.iter().map(|(i, _)| i.size).filter(|_| true).sum();
     progress.begin("restoring", Some(total));
     std::fs::create_dir_all(root).map_err(io_err(root))?;
+    let mut swept: HashSet<PathBuf> = HashSet::new();
     for (item, link_target) in todo {
         let path = root.join(&item.rel);
         if let Some(parent) = item.rel.parent() {
             make_dirs(root, parent)?;
+            if swept.insert(parent.to_path_buf()) {
+                sweep_stale_temps(&root.join(parent));
+            }
         }
         match item.kind {
             EntryKind::Tree => make_dirs(root, &item.rel)?,
@@ -292,7 +329,7 @@ pub fn restore(
             EntryKind::File | EntryKind::Executable => {
                 let tmp = temp_name(&path);
                 let result = (|| -> Result<()> {
-                    let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+                    let file = create_new_nofollow(&tmp)?;
                     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
                     session.write_file_content(&item.id, &mut out, &|n| progress.advance(n))?;
                     out.flush().map_err(io_err(&tmp))?;
@@ -316,6 +353,41 @@ pub fn restore(
     }
     progress.end();
     Ok(report)
+}
+
+/// Creates `path` for writing, never following a link that sits there (a stale one is removed).
+fn create_new_nofollow(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io_err(path))
+}
+
+/// Removes temporary files left in `dir` by restores that were killed (their process is gone).
+fn sweep_stale_temps(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for ent in rd.flatten() {
+        let name = ent.file_name();
+        let name = name.to_string_lossy();
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".cairn-tmp-"))
+            .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let alive = pid == std::process::id() as i32 || unsafe { libc::kill(pid, 0) } == 0;
+        if !alive && ent.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()) {
+            let _ = std::fs::remove_file(ent.path());
+        }
+    }
 }
 
 fn temp_name(path: &Path) -> PathBuf {
@@ -376,12 +448,16 @@ mod tests {
     #[test]
     fn link_targets_stay_inside() {
         let rel = Path::new("a/b/link");
-        assert!(check_link_target(rel, b"../c").is_ok());
-        assert!(check_link_target(rel, b"../../c").is_ok());
-        assert!(check_link_target(rel, b"../../../c").is_err());
-        assert!(check_link_target(rel, b"/etc/passwd").is_err());
-        assert!(check_link_target(rel, b"../../.cairn/index").is_err());
-        assert!(check_link_target(rel, b"").is_err());
+        let none = HashSet::new();
+        assert!(check_link_target(rel, b"../c", &none, None).is_ok());
+        assert!(check_link_target(rel, b"../../c", &none, None).is_ok());
+        assert!(check_link_target(rel, b"../../../c", &none, None).is_err());
+        assert!(check_link_target(rel, b"/etc/passwd", &none, None).is_err());
+        assert!(check_link_target(rel, b"../../.cairn/index", &none, None).is_err());
+        assert!(check_link_target(rel, b"", &none, None).is_err());
+        let links: HashSet<PathBuf> = [PathBuf::from("a/b/l")].into_iter().collect();
+        assert!(check_link_target(rel, b"l/../x", &links, None).is_err());
+        assert!(check_link_target(rel, b"l", &links, None).is_ok());
         assert!(check_relative(Path::new("a/../b")).is_err());
         assert!(check_relative(Path::new("/a")).is_err());
         assert!(check_relative(Path::new("a/.git/x")).is_err());

@@ -300,7 +300,11 @@ pub fn read_record(file: &File, loc: &Location) -> Result<(RecordHeader, Vec<u8>
     file.read_exact_at(&mut h, loc.offset)
         .map_err(|e| format!("cannot read record header: {e}"))?;
     let header = parse_record_header(&h)?;
-    if header.stored_len != loc.stored_len || header.kind != loc.kind || header.codec != loc.codec {
+    if header.stored_len != loc.stored_len
+        || header.raw_len != loc.raw_len
+        || header.kind != loc.kind
+        || header.codec != loc.codec
+    {
         return Err("record header does not match the index".into());
     }
     let mut buf = vec![0u8; header.stored_len as usize];

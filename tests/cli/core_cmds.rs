@@ -1,0 +1,1583 @@
+//! Tests of the everyday commands.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+// ---- helpers ------------------------------------------------------------------------------
+
+fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not valid JSON ({e}):\n{text}"))
+}
+
+fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `cairn show RUN --json`.
+fn show_json(env: &Env, run: &str) -> Value {
+    parse_json(&env.ok(&["show", run, "--json"]))
+}
+
+/// The full id `RUN` resolves to.
+fn resolve(env: &Env, run: &str) -> String {
+    show_json(env, run)["id"]
+        .as_str()
+        .expect("show --json has an id")
+        .to_string()
+}
+
+/// `cairn log --json ARGS` as a list of runs.
+fn log_json(env: &Env, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["log", "--json"];
+    all.extend_from_slice(args);
+    match parse_json(&env.ok(&all)) {
+        Value::Array(v) => v,
+        other => panic!("log --json is not an array: {other}"),
+    }
+}
+
+/// The ids `cairn log --json ARGS` lists, in order.
+fn log_ids(env: &Env, args: &[&str]) -> Vec<String> {
+    log_json(env, args)
+        .iter()
+        .map(|r| r["id"].as_str().expect("log entry has an id").to_string())
+        .collect()
+}
+
+/// The paths `cairn ls RUN PATH --json` lists.
+fn ls_paths(env: &Env, run: &str, path: &str) -> BTreeSet<String> {
+    ls_json(env, run, path)
+        .iter()
+        .map(|i| i["path"].as_str().expect("path").to_string())
+        .collect()
+}
+
+fn ls_json(env: &Env, run: &str, path: &str) -> Vec<Value> {
+    match parse_json(&env.ok(&["ls", run, path, "--json"])) {
+        Value::Array(v) => v,
+        other => panic!("ls --json is not an array: {other}"),
+    }
+}
+
+/// The bytes `cairn cat SPEC` writes.
+fn cat_bytes(env: &Env, spec: &str) -> Vec<u8> {
+    let out = env.run(&["cat", spec]);
+    assert!(
+        out.status.success(),
+        "cat {spec} failed: {}",
+        stderr_of(&out)
+    );
+    out.stdout
+}
+
+/// Runs `fsck --json`, asserts it is clean, returns the number of objects.
+fn fsck_objects(env: &Env) -> u64 {
+    let out = env.run(&["fsck", "--json"]);
+    assert!(out.status.success(), "fsck failed: {}", stdout_of(&out));
+    let report = parse_json(&stdout_of(&out));
+    assert_eq!(report["problems"], json!([]), "fsck problems: {report}");
+    report["objects"].as_u64().expect("objects count")
+}
+
+/// How many runs HEAD's history holds and how many objects the store holds.
+fn store_state(env: &Env) -> (usize, u64) {
+    (log_json(env, &[]).len(), fsck_objects(env))
+}
+
+/// A set of owned strings, for comparisons.
+fn strings(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Runs git in the work folder and returns its trimmed stdout.
+fn git_stdout(env: &Env, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(&env.work)
+        .env("HOME", &env.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", stderr_of(&out));
+    stdout_of(&out).trim().to_string()
+}
+
+fn is_hex_id(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Asserts an error message is a single `error:` line (a `hint:` line may follow).
+fn assert_one_line_error(stderr: &str) {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("hint: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "error is not one line: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+}
+
+// ---- 1. init --------------------------------------------------------------------------------
+
+#[test]
+fn init_creates_a_repository_and_refuses_a_second_time() {
+    let env = Env::new();
+    let out = env.run(&["init"]);
+    assert!(out.status.success(), "init failed: {}", stderr_of(&out));
+    assert!(env.path(".cairn").is_dir());
+    assert!(stderr_of(&out).contains(".cairn"), "{}", stderr_of(&out));
+    // A fresh repository has no runs; the current branch is main.
+    assert_eq!(log_json(&env, &[]), Vec::<Value>::new());
+    assert!(env.ok(&["branch"]).contains("* main"));
+    assert_eq!(fsck_objects(&env), 0);
+    let err = env.fails(&["show"]);
+    assert!(err.contains("no runs yet"), "{err}");
+
+    let err = env.fails(&["init"]);
+    assert_one_line_error(&err);
+    assert!(err.contains("already a cairn repository"), "{err}");
+    let root = env.work.canonicalize().unwrap();
+    assert!(err.contains(&root.display().to_string()), "{err}");
+}
+
+#[test]
+fn init_dir_creates_the_repository_in_that_folder() {
+    let env = Env::new();
+    // A folder that does not exist yet is created.
+    let out = env.run(&["init", "nested/project"]);
+    assert!(out.status.success(), "init DIR failed: {}", stderr_of(&out));
+    assert!(env.path("nested/project/.cairn").is_dir());
+    assert!(!env.path(".cairn").exists());
+    // An existing folder gets the repository itself, not a folder of the same name inside.
+    std::fs::create_dir_all(env.path("existing")).unwrap();
+    env.ok(&["init", "existing"]);
+    assert!(env.path("existing/.cairn").is_dir());
+    assert!(
+        !env.path("existing/existing").exists(),
+        "created DIR inside DIR"
+    );
+    assert!(!env.path(".cairn").exists());
+    // A second time names that folder.
+    let err = env.fails(&["init", "nested/project"]);
+    assert_one_line_error(&err);
+    assert!(err.contains("nested/project"), "{err}");
+    assert!(err.contains("already a cairn repository"), "{err}");
+}
+
+#[test]
+fn commands_outside_a_repository_fail_with_not_a_cairn_repository() {
+    let env = Env::new();
+    env.write("d/a.txt", "a");
+    let cases: &[&[&str]] = &[
+        &["log"],
+        &["show"],
+        &["ls"],
+        &["cat", "HEAD:data/d/a.txt"],
+        &["commit", "-m", "x", "--data", "d"],
+        &["checkout", "HEAD", "-o", "out"],
+        &["branch"],
+        &["branch", "exp"],
+        &["switch", "-c", "exp"],
+        &["tag"],
+        &["note", "HEAD", "-m", "x"],
+        &["fsck"],
+        &["gc"],
+    ];
+    for args in cases {
+        let err = env.fails(args);
+        assert!(err.contains("not a cairn repository"), "{args:?}: {err}");
+        assert!(err.contains("cairn init"), "{args:?}: no hint: {err}");
+    }
+    assert!(!env.path(".cairn").exists());
+    assert!(!env.path("out").exists());
+}
+
+// ---- 2. commit inputs ---------------------------------------------------------------------
+
+#[test]
+fn commit_code_in_git_records_tracked_files_and_git_state() {
+    let env = Env::new();
+    env.git(&["init", "-q"]);
+    env.write("train.py", "print('hello')\n");
+    env.write("lib/model.py", "class Model:\n    pass\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "initial"]);
+    env.write("scratch.txt", "untracked notes\n");
+    env.ok(&["init"]);
+    let head = git_stdout(&env, &["rev-parse", "HEAD"]);
+
+    let clean = env.commit(&["-m", "clean", "--code", "."]);
+    let paths = ls_paths(&env, &clean, "code");
+    assert!(paths.contains("code/train.py"), "{paths:?}");
+    assert!(paths.contains("code/lib/model.py"), "{paths:?}");
+    assert!(
+        !paths.contains("code/scratch.txt"),
+        "untracked file recorded: {paths:?}"
+    );
+    assert!(!paths.iter().any(|p| p.contains(".cairn")), "{paths:?}");
+    let v = show_json(&env, &clean);
+    let code = &v["run"]["code"];
+    assert_eq!(code["files"], 2, "{code}");
+    let git = &code["git"];
+    assert_eq!(git["commit"].as_str(), Some(head.as_str()), "{git}");
+    assert_eq!(git["branch"], "main", "{git}");
+    assert_eq!(
+        git["dirty"], false,
+        "an untracked file made the repo dirty: {git}"
+    );
+    assert!(git["diff"].is_null(), "{git}");
+
+    // A modified tracked file: dirty, with the diff stored, and the snapshot holds the edit.
+    env.write("train.py", "print('changed')\n");
+    let dirty = env.commit(&["-m", "dirty", "--code", "."]);
+    let v = show_json(&env, &dirty);
+    let git = &v["run"]["code"]["git"];
+    assert_eq!(git["dirty"], true, "{git}");
+    assert!(is_hex_id(&git["diff"]), "no diff id: {git}");
+    assert_eq!(git["commit"].as_str(), Some(head.as_str()), "{git}");
+    assert_eq!(
+        cat_bytes(&env, &format!("{dirty}:code/train.py")),
+        b"print('changed')\n"
+    );
+    assert_eq!(
+        cat_bytes(&env, &format!("{clean}:code/train.py")),
+        b"print('hello')\n"
+    );
+    assert!(env.ok(&["show", &dirty]).contains("dirty"));
+
+    // Committing the change in git makes the state clean again, at the new commit.
+    env.git(&["commit", "-q", "-a", "-m", "second"]);
+    let head2 = git_stdout(&env, &["rev-parse", "HEAD"]);
+    let again = env.commit(&["-m", "clean again", "--code", "."]);
+    let git = show_json(&env, &again)["run"]["code"]["git"].clone();
+    assert_eq!(git["dirty"], false, "{git}");
+    assert_eq!(git["commit"].as_str(), Some(head2.as_str()), "{git}");
+}
+
+#[test]
+fn commit_code_outside_git_takes_the_whole_folder_and_honours_gitignore() {
+    let env = Env::init();
+    env.write("src/train.py", "print(1)\n");
+    env.write("src/util/helpers.py", "X = 1\n");
+    env.write("src/.gitignore", "*.log\ncache/\n");
+    env.write("src/run.log", "noise\n");
+    env.write("src/cache/big.bin", noise(1, 100));
+    env.write("src/notes.txt", "kept\n");
+    let id = env.commit(&["-m", "code", "--code", "src"]);
+    let paths = ls_paths(&env, &id, "code");
+    for want in [
+        "code/train.py",
+        "code/util/helpers.py",
+        "code/.gitignore",
+        "code/notes.txt",
+    ] {
+        assert!(paths.contains(want), "{want} missing: {paths:?}");
+    }
+    assert!(
+        !paths.contains("code/run.log"),
+        "ignored file recorded: {paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.starts_with("code/cache")),
+        "ignored folder recorded: {paths:?}"
+    );
+    let code = show_json(&env, &id)["run"]["code"].clone();
+    assert!(code["git"].is_null(), "{code}");
+    assert_eq!(code["path"], "src", "{code}");
+    assert_eq!(code["files"], 4, "{code}");
+}
+
+#[test]
+fn commit_data_named_unnamed_and_single_file() {
+    let env = Env::init();
+    env.write("datasets/train/a.csv", "x,y\n1,2\n");
+    env.write("datasets/train/sub/b.csv", "x,y\n3,4\n");
+    env.write("datasets/val/v.csv", "x,y\n5,6\n");
+    env.write("labels.txt", "cat\ndog\n");
+    set_mode(&env.write("bin/tool.sh", "#!/bin/sh\n"), 0o755);
+    let id = env.commit(&[
+        "-m",
+        "data",
+        "--data",
+        "training=datasets/train",
+        "--data",
+        "datasets/val/",
+        "--data",
+        "labels.txt",
+        "--data",
+        "tool=bin/tool.sh",
+    ]);
+    let data = show_json(&env, &id)["run"]["data"].clone();
+    let names: Vec<&String> = data.as_object().expect("data object").keys().collect();
+    assert_eq!(names, ["labels.txt", "tool", "training", "val"], "{data}");
+    assert_eq!(data["tool"]["kind"], "file");
+    assert_eq!(data["tool"]["executable"], true, "{data}");
+    assert_eq!(data["training"]["kind"], "tree");
+    assert_eq!(data["training"]["files"], 2);
+    assert_eq!(data["training"]["size"], 16);
+    assert_eq!(data["training"]["path"], "datasets/train");
+    assert_eq!(data["val"]["path"], "datasets/val");
+    assert_eq!(data["val"]["files"], 1);
+    assert_eq!(data["labels.txt"]["kind"], "file");
+    assert_eq!(data["labels.txt"]["size"], 8);
+    assert_eq!(data["labels.txt"]["files"], 1);
+    for d in ["training", "val", "labels.txt"] {
+        assert!(is_hex_id(&data[d]["id"]), "{data}");
+    }
+    let paths = ls_paths(&env, &id, "data");
+    for want in [
+        "data/training/a.csv",
+        "data/training/sub/b.csv",
+        "data/val/v.csv",
+        "data/labels.txt",
+    ] {
+        assert!(paths.contains(want), "{want} missing: {paths:?}");
+    }
+    assert_eq!(
+        cat_bytes(&env, &format!("{id}:data/labels.txt")),
+        b"cat\ndog\n"
+    );
+    assert_eq!(
+        cat_bytes(&env, &format!("{id}:data/training/sub/b.csv")),
+        b"x,y\n3,4\n"
+    );
+    // Each snapshot goes back to where it was taken from.
+    env.ok(&["checkout", &id, "--data", "-o", "restored"]);
+    for part in ["datasets/train", "datasets/val"] {
+        assert_eq!(
+            snapshot_dir(&env.path(part)),
+            snapshot_dir(&env.path(&format!("restored/{part}"))),
+            "{part}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(env.path("restored/labels.txt")).unwrap(),
+        b"cat\ndog\n"
+    );
+    let tool = std::fs::metadata(env.path("restored/bin/tool.sh")).unwrap();
+    assert!(
+        tool.permissions().mode() & 0o111 != 0,
+        "lost the executable bit"
+    );
+    // The text summary names each snapshot.
+    let text = env.ok(&["show", &id]);
+    for want in ["training", "val", "labels.txt", "from datasets/train"] {
+        assert!(text.contains(want), "{want} missing: {text}");
+    }
+}
+
+#[test]
+fn commit_params_merge_files_in_order_then_param_overrides() {
+    let env = Env::init();
+    env.write(
+        "params.yaml",
+        "lr: 0.1\nepochs: 10\noptimizer:\n  name: sgd\n  momentum: 0.9\nlayers: [64, 32]\n",
+    );
+    env.write(
+        "override.json",
+        r#"{"epochs": 20, "optimizer": {"name": "adam"}}"#,
+    );
+    env.write("extra.toml", "[loader]\nbatch_size = 32\nshuffle = true\n");
+    let id = env.commit(&[
+        "--params",
+        "params.yaml",
+        "--params",
+        "override.json",
+        "--params",
+        "extra.toml",
+        "--param",
+        "lr=0.01",
+        "-p",
+        "optimizer.beta.one=0.95",
+        "--param",
+        "loader.shuffle=false",
+        "--param",
+        "run_name=baseline",
+        "--param",
+        "seed=7",
+    ]);
+    let p = show_json(&env, &id)["run"]["params"].clone();
+    assert_eq!(p["lr"], json!(0.01), "{p}");
+    assert_eq!(p["epochs"], json!(20), "{p}");
+    assert_eq!(p["layers"], json!([64, 32]), "{p}");
+    assert_eq!(
+        p["optimizer"],
+        json!({"name": "adam", "momentum": 0.9, "beta": {"one": 0.95}}),
+        "{p}"
+    );
+    assert_eq!(
+        p["loader"],
+        json!({"batch_size": 32, "shuffle": false}),
+        "{p}"
+    );
+    assert_eq!(p["run_name"], json!("baseline"), "{p}");
+    assert_eq!(p["seed"], json!(7), "{p}");
+    assert_eq!(p.as_object().unwrap().len(), 7, "{p}");
+    let text = env.ok(&["show", &id]);
+    assert!(text.contains("optimizer.beta.one"), "{text}");
+}
+
+#[test]
+fn commit_metrics_from_json_csv_and_jsonl() {
+    let env = Env::init();
+    env.write("final.json", r#"{"accuracy": 0.93, "f1": 0.5}"#);
+    env.write(
+        "train.csv",
+        "step,loss,lr\n1,2.5,0.1\n2,1.5,0.1\n3,0.75,0.05\n",
+    );
+    env.write(
+        "val.jsonl",
+        "{\"step\": 10, \"val_loss\": 1.25}\n{\"step\": 20, \"val_loss\": 0.5}\n",
+    );
+    let id = env.commit(&[
+        "-m",
+        "metrics",
+        "--metrics",
+        "final.json",
+        "--metrics",
+        "train.csv",
+        "--metrics",
+        "val.jsonl",
+    ]);
+    let m = show_json(&env, &id)["run"]["metrics"].clone();
+    let names: Vec<&String> = m.as_object().expect("metrics object").keys().collect();
+    assert_eq!(names, ["accuracy", "f1", "loss", "lr", "val_loss"], "{m}");
+    assert_eq!(m["accuracy"]["last"], json!(0.93));
+    assert_eq!(m["accuracy"]["count"], 1);
+    assert_eq!(m["loss"]["count"], 3, "{m}");
+    assert_eq!(m["loss"]["last"], json!(0.75), "{m}");
+    assert_eq!(m["loss"]["min"], json!(0.75), "{m}");
+    assert_eq!(m["loss"]["max"], json!(2.5), "{m}");
+    assert_eq!(m["loss"]["last_step"], 3, "{m}");
+    assert!(is_hex_id(&m["loss"]["series"]), "series not stored: {m}");
+    assert_eq!(m["lr"]["last"], json!(0.05), "{m}");
+    assert_eq!(m["val_loss"]["count"], 2, "{m}");
+    assert_eq!(m["val_loss"]["last"], json!(0.5), "{m}");
+    assert_eq!(m["val_loss"]["last_step"], 20, "{m}");
+    let log = log_json(&env, &[]);
+    assert_eq!(log[0]["metrics"]["accuracy"], json!(0.93), "{log:?}");
+    assert_eq!(log[0]["metrics"]["loss"], json!(0.75), "{log:?}");
+}
+
+#[test]
+fn commit_artifacts_tags_and_branch_option() {
+    let env = Env::init();
+    let model = noise(11, 3000);
+    env.write("model.bin", &model);
+    env.write("outputs/report.txt", "all good\n");
+    env.write("outputs/plots/curve.svg", "<svg/>\n");
+    let base = env.commit(&[
+        "-m",
+        "artifacts",
+        "--artifact",
+        "model.bin",
+        "--artifact",
+        "outputs",
+        "--tag",
+        "owner=alice",
+        "-t",
+        "stage=dev",
+    ]);
+    let run = show_json(&env, &base)["run"].clone();
+    assert_eq!(run["artifacts"]["files"], 3, "{run}");
+    assert_eq!(run["artifacts"]["size"], 3000 + 9 + 7, "{run}");
+    assert_eq!(
+        run["tags"],
+        json!({"owner": "alice", "stage": "dev"}),
+        "{run}"
+    );
+    let paths = ls_paths(&env, &base, "artifacts");
+    for want in [
+        "artifacts/model.bin",
+        "artifacts/outputs",
+        "artifacts/outputs/report.txt",
+        "artifacts/outputs/plots/curve.svg",
+    ] {
+        assert!(paths.contains(want), "{want} missing: {paths:?}");
+    }
+    assert_eq!(
+        cat_bytes(&env, &format!("{base}:artifacts/model.bin")),
+        model
+    );
+    let text = env.ok(&["show", &base]);
+    assert!(text.contains("owner=alice"), "{text}");
+    assert!(text.contains("outputs/plots/curve.svg"), "{text}");
+
+    // -b commits onto another branch; HEAD stays where it was.
+    let on_exp = env.commit(&["-m", "exp run", "-b", "exp/one", "-p", "x=1"]);
+    assert_eq!(show_json(&env, &on_exp)["run"]["branch"], "exp/one");
+    assert_eq!(resolve(&env, "HEAD"), base);
+    assert_eq!(resolve(&env, "exp/one"), on_exp);
+    let next = env.commit(&["-m", "exp run 2", "--branch", "exp/one", "-p", "x=2"]);
+    let run = show_json(&env, &next)["run"].clone();
+    assert_eq!(run["parents"], json!([on_exp]), "{run}");
+    assert_eq!(run["branch"], "exp/one");
+    assert_eq!(resolve(&env, "exp/one"), next);
+    assert_eq!(resolve(&env, "main"), base);
+    assert!(env.ok(&["branch"]).contains("exp/one"));
+    // A run on main still follows main.
+    let on_main = env.commit(&["-m", "main again"]);
+    assert_eq!(show_json(&env, &on_main)["run"]["parents"], json!([base]));
+}
+
+// ---- 3. bit-for-bit round trips --------------------------------------------------------------
+
+#[test]
+fn checkout_restores_special_trees_bit_for_bit() {
+    let env = Env::init();
+    env.write("données/é t.csv", "a,b\n1,2\n");
+    env.write("données/empty.txt", "");
+    env.write("données/nested/deeper/file with spaces.bin", noise(7, 5000));
+    env.write("données/nested/deeper/also empty", "");
+    std::fs::create_dir_all(env.path("données/empty dir/inner empty")).unwrap();
+    std::fs::create_dir_all(env.path("données/only empty")).unwrap();
+    set_mode(&env.write("données/run.sh", "#!/bin/sh\necho hi\n"), 0o755);
+    set_mode(&env.write("données/nested/tool", noise(8, 300)), 0o700);
+    let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, env.path(at)).unwrap();
+    link("é t.csv", "données/link to csv");
+    link("../é t.csv", "données/nested/up-link");
+    link("nested/deeper", "données/dir-link");
+    link("does-not-exist-yet", "données/dangling");
+    // Unicode names in code and artifacts too.
+    env.write("src/模型.py", "print('模型')\n");
+    env.write("out/résumé.txt", "ok\n");
+
+    let id = env.commit(&[
+        "-m",
+        "special",
+        "--data",
+        "données",
+        "--code",
+        "src",
+        "--artifact",
+        "out",
+    ]);
+    env.ok(&["checkout", &id, "-o", "restored"]);
+    let restored = env.path("restored");
+    for part in ["données", "src", "out"] {
+        assert_eq!(
+            snapshot_dir(&env.path(part)),
+            snapshot_dir(&restored.join(part)),
+            "{part} differs after checkout"
+        );
+    }
+    // Nothing but the recorded parts is written.
+    let top: BTreeSet<String> = std::fs::read_dir(&restored)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(top, strings(&["données", "out", "src"]), "{top:?}");
+    // Spot checks that the comparison is about what it claims.
+    let snap = snapshot_dir(&restored.join("données"));
+    assert_eq!(
+        snap.get(Path::new("dangling")),
+        Some(&Item::Link("does-not-exist-yet".into()))
+    );
+    assert_eq!(
+        snap.get(Path::new("empty dir/inner empty")),
+        Some(&Item::Dir)
+    );
+    assert!(matches!(
+        snap.get(Path::new("run.sh")),
+        Some(Item::File { exec: true, .. })
+    ));
+    assert!(matches!(
+        snap.get(Path::new("empty.txt")),
+        Some(Item::File { len: 0, .. })
+    ));
+    let ls = ls_json(&env, &id, "data/données");
+    let kind_of = |p: &str| {
+        ls.iter()
+            .find(|i| i["path"] == p)
+            .map(|i| i["kind"].clone())
+            .unwrap_or_else(|| panic!("{p} not listed: {ls:?}"))
+    };
+    assert_eq!(kind_of("data/données/run.sh"), "exec");
+    assert_eq!(kind_of("data/données/é t.csv"), "file");
+    assert_eq!(kind_of("data/données/dangling"), "link");
+    assert_eq!(kind_of("data/données/empty dir/inner empty"), "tree");
+    assert_eq!(
+        cat_bytes(&env, &format!("{id}:data/données/é t.csv")),
+        b"a,b\n1,2\n"
+    );
+}
+
+#[test]
+fn checkout_restores_large_sparse_and_chunked_files_bit_for_bit() {
+    let env = Env::init();
+    std::fs::create_dir_all(env.path("big")).unwrap();
+    let sparse_len: u64 = 64 << 20;
+    {
+        let mut f = std::fs::File::create(env.path("big/sparse.bin")).unwrap();
+        f.set_len(sparse_len).unwrap();
+        for (offset, bytes) in [
+            (0u64, &b"header"[..]),
+            (sparse_len / 2 + 12345, &b"middle bytes"[..]),
+            (sparse_len - 4, &b"tail"[..]),
+        ] {
+            f.seek(SeekFrom::Start(offset)).unwrap();
+            f.write_all(bytes).unwrap();
+        }
+    }
+    let chunky = noise(42, (3 << 20) + 123);
+    env.write("big/noise.bin", &chunky);
+    env.write("big/small.bin", noise(3, 100));
+    let id = env.commit(&["-m", "big", "--data", "big", "--artifact", "big/noise.bin"]);
+    let data = show_json(&env, &id)["run"]["data"]["big"].clone();
+    assert_eq!(
+        data["size"],
+        sparse_len + chunky.len() as u64 + 100,
+        "{data}"
+    );
+    assert_eq!(data["files"], 3, "{data}");
+
+    env.ok(&["checkout", &id, "-o", "restored"]);
+    let before = snapshot_dir(&env.path("big"));
+    assert_eq!(before, snapshot_dir(&env.path("restored/big")));
+    assert_eq!(
+        std::fs::read(env.path("restored/big/noise.bin")).unwrap(),
+        chunky
+    );
+
+    // cat streams the chunked artifact exactly, also into a file.
+    assert_eq!(
+        cat_bytes(&env, &format!("{id}:artifacts/big/noise.bin")),
+        chunky
+    );
+    let file = std::fs::File::create(env.path("copy.bin")).unwrap();
+    let status = env
+        .cmd()
+        .arg("cat")
+        .arg(format!("{id}:data/big/sparse.bin"))
+        .stdout(file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let copy = std::fs::read(env.path("copy.bin")).unwrap();
+    assert_eq!(copy.len() as u64, sparse_len);
+    assert_eq!(&copy[..6], b"header");
+    assert_eq!(&copy[copy.len() - 4..], b"tail");
+    assert_eq!(
+        blake3::hash(&copy),
+        blake3::hash(&std::fs::read(env.path("big/sparse.bin")).unwrap())
+    );
+    // The other form, RUN PATH.
+    assert_eq!(
+        env.run(&["cat", &id, "data/big/small.bin"]).stdout,
+        noise(3, 100)
+    );
+}
+
+// ---- 4. checkout into the repository --------------------------------------------------------
+
+#[test]
+fn checkout_into_the_repository_refuses_to_overwrite_without_force() {
+    let env = Env::init();
+    env.write("data/train/a.txt", "alpha\n");
+    env.write("data/train/b.txt", "beta\n");
+    env.write("data/train/c.txt", "gamma\n");
+    env.write("model.pt", noise(5, 2000));
+    env.write("src/train.py", "print('train')\n");
+    let id = env.commit(&[
+        "-m",
+        "run",
+        "--code",
+        "src",
+        "--data",
+        "data/train",
+        "--artifact",
+        "model.pt",
+    ]);
+    let original = snapshot_dir(&env.work);
+    let inode = |rel: &str| std::fs::metadata(env.path(rel)).unwrap().ino();
+    let (model_ino, c_ino) = (inode("model.pt"), inode("data/train/c.txt"));
+
+    // Everything identical: nothing written, all five files left alone.
+    let out = env.run(&["checkout", &id]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let msg = stderr_of(&out);
+    assert!(msg.contains("0 file(s) written"), "{msg}");
+    assert!(msg.contains("5 unchanged"), "{msg}");
+    assert_eq!(snapshot_dir(&env.work), original);
+
+    // A modified file and a missing one: refused, nothing at all is written.
+    env.write("data/train/a.txt", "tampered\n");
+    std::fs::remove_file(env.path("data/train/b.txt")).unwrap();
+    let tampered = snapshot_dir(&env.work);
+    let err = env.fails(&["checkout", &id]);
+    assert!(err.contains("a.txt"), "{err}");
+    assert!(err.contains("overwritten"), "{err}");
+    assert!(err.contains("--force"), "no hint: {err}");
+    assert!(
+        !err.contains("b.txt"),
+        "a missing file is not a conflict: {err}"
+    );
+    assert_eq!(
+        std::fs::read(env.path("data/train/a.txt")).unwrap(),
+        b"tampered\n"
+    );
+    assert!(
+        !env.path("data/train/b.txt").exists(),
+        "wrote despite refusing"
+    );
+    assert_eq!(snapshot_dir(&env.work), tampered);
+
+    // An executable bit alone is a difference too.
+    set_mode(&env.path("src/train.py"), 0o755);
+    let err = env.fails(&["checkout", &id, "--code"]);
+    assert!(err.contains("train.py"), "{err}");
+    set_mode(&env.path("src/train.py"), 0o644);
+
+    // --force restores; the identical files are left alone and counted.
+    let out = env.run(&["checkout", &id, "--force"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let msg = stderr_of(&out);
+    assert!(msg.contains("2 file(s) written"), "{msg}");
+    assert!(msg.contains("3 unchanged"), "{msg}");
+    assert_eq!(snapshot_dir(&env.work), original);
+    assert_eq!(
+        inode("model.pt"),
+        model_ino,
+        "an identical file was rewritten"
+    );
+    assert_eq!(
+        inode("data/train/c.txt"),
+        c_ino,
+        "an identical file was rewritten"
+    );
+}
+
+#[test]
+fn checkout_parts_restore_only_that_part() {
+    let env = Env::init();
+    env.write("data/train/a.txt", "alpha\n");
+    env.write("model.pt", noise(5, 2000));
+    env.write("src/train.py", "print('train')\n");
+    let id = env.commit(&[
+        "--code",
+        "src",
+        "--data",
+        "data/train",
+        "--artifact",
+        "model.pt",
+    ]);
+    let listing = |dir: &str| -> BTreeSet<String> {
+        snapshot_dir(&env.path(dir))
+            .keys()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect()
+    };
+    env.ok(&["checkout", &id, "--code", "-o", "only-code"]);
+    assert_eq!(listing("only-code"), strings(&["src", "src/train.py"]));
+    env.ok(&["checkout", &id, "--data", "-o", "only-data"]);
+    assert_eq!(
+        listing("only-data"),
+        strings(&["data", "data/train", "data/train/a.txt"])
+    );
+    env.ok(&["checkout", &id, "--artifacts", "-o", "only-artifacts"]);
+    assert_eq!(listing("only-artifacts"), strings(&["model.pt"]));
+    env.ok(&["checkout", &id, "--code", "--artifacts", "-o", "two"]);
+    assert_eq!(
+        listing("two"),
+        strings(&["model.pt", "src", "src/train.py"])
+    );
+
+    // In the repository: a changed artifact does not block restoring the data.
+    env.write("model.pt", "retrained");
+    std::fs::remove_file(env.path("data/train/a.txt")).unwrap();
+    env.ok(&["checkout", &id, "--data"]);
+    assert_eq!(
+        std::fs::read(env.path("data/train/a.txt")).unwrap(),
+        b"alpha\n"
+    );
+    assert_eq!(std::fs::read(env.path("model.pt")).unwrap(), b"retrained");
+    env.fails(&["checkout", &id, "--artifacts"]);
+    env.ok(&["checkout", &id, "--artifacts", "--force"]);
+    assert_eq!(std::fs::read(env.path("model.pt")).unwrap(), noise(5, 2000));
+}
+
+#[test]
+fn checkout_of_data_from_outside_the_repository_goes_to_data_name() {
+    let env = Env::new();
+    let repo = env.path("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let out = env.cmd_in(&repo).arg("init").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    env.write("elsewhere/set/x.txt", "outside\n");
+    let out = env
+        .cmd_in(&repo)
+        .args(["commit", "-q", "--data", "ext=../elsewhere/set"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let id = stdout_of(&out).trim().to_string();
+    let out = env
+        .cmd_in(&repo)
+        .args(["checkout", &id, "-o", "restored"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        std::fs::read(repo.join("restored/data/ext/x.txt")).unwrap(),
+        b"outside\n"
+    );
+    assert!(!env.path("restored").exists());
+}
+
+// ---- 5. log, show, ls -----------------------------------------------------------------------
+
+#[test]
+fn log_lists_runs_newest_first() {
+    let env = Env::init();
+    env.write("m1.json", r#"{"loss": 0.5}"#);
+    let r1 = env.commit(&["-m", "first run", "--metrics", "m1.json"]);
+    let r2 = env.commit(&["-m", "second run\n\nwith a body"]);
+    let r3 = env.commit(&["-m", "third run"]);
+    let log = log_json(&env, &[]);
+    let ids: Vec<&str> = log.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [&r3, &r2, &r1]);
+    let messages: Vec<&str> = log.iter().map(|r| r["message"].as_str().unwrap()).collect();
+    assert_eq!(
+        messages,
+        ["third run", "second run\n\nwith a body", "first run"]
+    );
+    assert_eq!(log[2]["metrics"], json!({"loss": 0.5}));
+    assert_eq!(log[0]["metrics"], json!({}));
+    assert_eq!(log[0]["parents"], json!([r2]));
+    assert_eq!(log[2]["parents"], json!([]));
+    assert_eq!(log[0]["refs"], json!(["HEAD -> main"]));
+    assert_eq!(log[0]["status"], "completed");
+
+    assert_eq!(log_ids(&env, &["-n", "2"]), [r3.clone(), r2.clone()]);
+    assert_eq!(log_ids(&env, &["--max-count", "1"]), [r3.as_str()]);
+    assert_eq!(log_ids(&env, &[r2.as_str()]), [r2.clone(), r1.clone()]);
+    assert_eq!(log_ids(&env, &["HEAD~2"]), [r1.as_str()]);
+
+    let text = env.ok(&["log"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with(&r3[..12]), "{text}");
+    assert!(lines[0].contains("HEAD -> main"), "{text}");
+    assert!(lines[1].starts_with(&r2[..12]) && lines[1].contains("second run"));
+    assert!(
+        !text.contains("with a body"),
+        "log shows only the subject: {text}"
+    );
+    assert!(lines[2].contains("loss=0.5"), "{text}");
+    assert_eq!(env.ok(&["log", "-n", "2"]).lines().count(), 2);
+
+    // log BRANCH follows that branch.
+    let e1 = env.commit(&["-m", "exp", "-b", "exp/x"]);
+    let e2 = env.commit(&["-m", "exp 2", "-b", "exp/x"]);
+    let exp = log_ids(&env, &["exp/x"]);
+    assert_eq!(exp[..2], [e2.clone(), e1.clone()]);
+    assert_eq!(
+        log_ids(&env, &[])[0],
+        r3,
+        "log without a branch follows HEAD"
+    );
+    let err = env.fails(&["log", "no-such-branch"]);
+    assert!(err.contains("no-such-branch"), "{err}");
+}
+
+#[test]
+fn show_prints_a_run_in_full() {
+    let env = Env::init();
+    env.write("data/d/a.txt", "abc");
+    env.write("m.json", r#"{"acc": 0.75}"#);
+    let r1 = env.commit(&["-m", "one"]);
+    let r2 = env.commit(&[
+        "-m",
+        "two\nmore text",
+        "--data",
+        "data/d",
+        "--metrics",
+        "m.json",
+        "-p",
+        "lr=0.5",
+        "-t",
+        "k=v",
+    ]);
+    let v = show_json(&env, "HEAD");
+    assert_eq!(v["id"], r2.as_str());
+    assert_eq!(v["notes"], json!([]));
+    let run = &v["run"];
+    assert_eq!(run["parents"], json!([r1]));
+    assert_eq!(run["branch"], "main");
+    assert_eq!(run["message"], "two\nmore text");
+    assert_eq!(run["status"], "completed");
+    assert!(run["author"].as_str().unwrap().contains("tester"), "{run}");
+    assert!(run["started_at"].as_i64().unwrap() <= run["ended_at"].as_i64().unwrap());
+    assert_eq!(run["params"], json!({"lr": 0.5}));
+    assert_eq!(run["metrics"]["acc"]["last"], json!(0.75));
+    assert_eq!(run["data"]["d"]["size"], 3);
+    assert_eq!(run["tags"], json!({"k": "v"}));
+    assert!(run["code"].is_null() && run["artifacts"].is_null(), "{run}");
+    // Default RUN is HEAD.
+    assert_eq!(parse_json(&env.ok(&["show", "--json"]))["id"], r2.as_str());
+
+    let text = env.ok(&["show"]);
+    assert!(text.starts_with(&format!("run {r2}")), "{text}");
+    for want in [
+        format!("Parent:   {}", &r1[..12]),
+        "Branch:   main".to_string(),
+        "Tag:      k=v".to_string(),
+        "    more text".to_string(),
+        "lr".to_string(),
+        "acc".to_string(),
+        "0.75".to_string(),
+    ] {
+        assert!(text.contains(&want), "{want:?} missing: {text}");
+    }
+}
+
+#[test]
+fn ls_lists_paths_with_sizes_and_kinds() {
+    let env = Env::init();
+    env.write("set/a.txt", "12345");
+    env.write("set/sub/b.txt", "1234567890");
+    set_mode(&env.write("set/sub/run.sh", "#!/bin/sh\n"), 0o755);
+    env.write("w.bin", noise(2, 64));
+    let id = env.commit(&["--data", "set", "--artifact", "w.bin"]);
+
+    let all = ls_paths(&env, &id, "");
+    let want = strings(&[
+        "data",
+        "data/set",
+        "data/set/a.txt",
+        "data/set/sub",
+        "data/set/sub/b.txt",
+        "data/set/sub/run.sh",
+        "artifacts",
+        "artifacts/w.bin",
+    ]);
+    assert_eq!(all, want);
+    // ls without arguments is ls HEAD.
+    let text = env.ok(&["ls"]);
+    assert!(text.contains("data/set/sub/b.txt"), "{text}");
+    assert!(text.contains("artifacts/w.bin"), "{text}");
+
+    let items = ls_json(&env, &id, "data/set/sub");
+    let by_path: HashMap<&str, &Value> = items
+        .iter()
+        .map(|i| (i["path"].as_str().unwrap(), i))
+        .collect();
+    assert_eq!(by_path.len(), 2, "{items:?}");
+    assert_eq!(by_path["data/set/sub/b.txt"]["size"], 10);
+    assert_eq!(by_path["data/set/sub/b.txt"]["kind"], "file");
+    assert_eq!(by_path["data/set/sub/run.sh"]["kind"], "exec");
+    assert!(is_hex_id(&by_path["data/set/sub/b.txt"]["id"]));
+    // A tree's size is the total below it.
+    let top = ls_json(&env, &id, "data");
+    let set = top.iter().find(|i| i["path"] == "data/set").unwrap();
+    assert_eq!(set["kind"], "tree");
+    assert_eq!(set["size"], 5 + 10 + 10);
+    // A single file, and the shallow listing.
+    assert_eq!(
+        ls_paths(&env, &id, "data/set/a.txt"),
+        strings(&["data/set/a.txt"])
+    );
+    let shallow: BTreeSet<String> =
+        match parse_json(&env.ok(&["ls", &id, "data/set", "-d", "--json"])) {
+            Value::Array(v) => v
+                .iter()
+                .map(|i| i["path"].as_str().unwrap().to_string())
+                .collect(),
+            other => panic!("{other}"),
+        };
+    assert_eq!(shallow, strings(&["data/set/a.txt", "data/set/sub"]));
+
+    let err = env.fails(&["ls", &id, "data/nope"]);
+    assert_one_line_error(&err);
+    assert!(err.contains("data/nope"), "{err}");
+    assert!(err.contains("no path"), "{err}");
+    let err = env.fails(&["ls", "HEAD", "code"]);
+    assert!(err.contains("'code'"), "{err}");
+    let err = env.fails(&["cat", &format!("{id}:data/set/missing.txt")]);
+    assert!(err.contains("data/set/missing.txt"), "{err}");
+    let err = env.fails(&["cat", &format!("{id}:data/set")]);
+    assert!(err.contains("folder"), "{err}");
+}
+
+// ---- 6. RUN syntax --------------------------------------------------------------------------
+
+#[test]
+fn run_arguments_accept_ids_prefixes_names_and_ancestry() {
+    let env = Env::init();
+    let r1 = env.commit(&["-m", "one"]);
+    let r2 = env.commit(&["-m", "two"]);
+    let r3 = env.commit(&["-m", "three"]);
+    env.ok(&["tag", "v1", &r1]);
+    env.ok(&["branch", "side", &r2]);
+    let cases: Vec<(String, &String)> = vec![
+        (r2.clone(), &r2),
+        (r2[..4].to_string(), &r2),
+        (r2[..9].to_string(), &r2),
+        (r2[..6].to_ascii_uppercase(), &r2),
+        ("HEAD".into(), &r3),
+        ("@".into(), &r3),
+        ("HEAD~1".into(), &r2),
+        ("HEAD~2".into(), &r1),
+        ("HEAD^".into(), &r2),
+        ("HEAD^^".into(), &r1),
+        ("HEAD~".into(), &r2),
+        ("main".into(), &r3),
+        ("main~1".into(), &r2),
+        ("main~2".into(), &r1),
+        ("side".into(), &r2),
+        ("side~1".into(), &r1),
+        ("v1".into(), &r1),
+        (format!("{}~1", &r3[..8]), &r2),
+        ("refs/heads/side".into(), &r2),
+    ];
+    for (spec, want) in &cases {
+        assert_eq!(resolve(&env, spec), **want, "{spec} resolved wrongly");
+    }
+    // Other commands take the same syntax.
+    assert_eq!(log_ids(&env, &["side"]), [r2.clone(), r1.clone()]);
+    assert_eq!(
+        parse_json(&env.ok(&["ls", "HEAD~1", "--json"])),
+        json!([]),
+        "a run without files lists nothing"
+    );
+
+    // Unknown names and ids.
+    for spec in ["nope", "deadbeefdeadbeef", "HEAD~3", "main~10", "v1^"] {
+        let err = env.fails(&["show", spec]);
+        assert_one_line_error(&err);
+        assert!(err.contains(spec), "{spec}: {err}");
+    }
+    let err = env.fails(&["show", "nope"]);
+    assert!(err.contains("unknown run 'nope'"), "{err}");
+    let zero = "0".repeat(64);
+    let err = env.fails(&["show", &zero]);
+    assert!(err.contains(&zero), "{err}");
+
+    // Fewer than four digits is not an id prefix, even when it matches.
+    let short = &r3[..3];
+    let err = env.fails(&["show", short]);
+    assert!(err.contains(&format!("'{short}'")), "{err}");
+    assert!(err.contains("unknown run"), "{err}");
+
+    // Names win over id prefixes.
+    let prefix = &r1[..4];
+    env.ok(&["branch", prefix, &r3]);
+    assert_eq!(resolve(&env, prefix), r3);
+    assert_eq!(resolve(&env, &r1[..5]), r1);
+}
+
+#[test]
+fn ambiguous_id_prefix_lists_the_candidates() {
+    let env = Env::init();
+    let mut by_prefix: HashMap<String, String> = HashMap::new();
+    let mut pair = None;
+    // With 65536 four-digit prefixes, a collision among 1500 runs is all but certain
+    // (expected after about 320).
+    for i in 0..1500 {
+        let id = env.commit(&["-p", &format!("i={i}")]);
+        if let Some(other) = by_prefix.insert(id[..4].to_string(), id.clone()) {
+            pair = Some((other, id));
+            break;
+        }
+    }
+    let Some((a, b)) = pair else {
+        eprintln!("no two runs share a four-digit prefix; skipping");
+        return;
+    };
+    let prefix = &a[..4];
+    let err = env.fails(&["show", prefix]);
+    assert!(err.contains("ambiguous"), "{err}");
+    assert!(err.contains(&format!("'{prefix}'")), "{err}");
+    assert!(err.contains(&a[..12]), "{a} not listed: {err}");
+    assert!(err.contains(&b[..12]), "{b} not listed: {err}");
+    assert!(err.contains("more digits"), "no hint: {err}");
+    env.fails(&["log", prefix]);
+    env.fails(&["checkout", prefix, "-o", "x"]);
+    assert!(!env.path("x").exists());
+    // Enough digits to tell them apart resolve.
+    let common = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    assert_eq!(resolve(&env, &a[..common + 1]), a);
+    assert_eq!(resolve(&env, &b[..common + 1]), b);
+}
+
+// ---- 7. branches, switch, tags --------------------------------------------------------------
+
+#[test]
+fn branch_create_list_and_delete() {
+    let env = Env::init();
+    let list = env.ok(&["branch"]);
+    assert!(
+        list.contains("* main") && list.contains("no runs yet"),
+        "{list}"
+    );
+    let err = env.fails(&["branch", "early"]);
+    assert!(err.contains("no runs yet"), "{err}");
+
+    let r1 = env.commit(&["-m", "one"]);
+    let r2 = env.commit(&["-m", "two"]);
+    env.ok(&["branch", "exp/a"]);
+    env.ok(&["branch", "exp/b", &r1]);
+    assert_eq!(resolve(&env, "exp/a"), r2);
+    assert_eq!(resolve(&env, "exp/b"), r1);
+    let list = env.ok(&["branch"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    let line = |name: &str| {
+        *lines
+            .iter()
+            .find(|l| l[2..].starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} not listed: {list}"))
+    };
+    assert!(line("main").starts_with("* "), "{list}");
+    assert!(line("main").contains(&r2[..12]), "{list}");
+    assert!(line("exp/a").starts_with("  ") && line("exp/a").contains(&r2[..12]));
+    assert!(line("exp/b").contains(&r1[..12]) && line("exp/b").contains("one"));
+
+    let err = env.fails(&["branch", "exp/a", &r1]);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(resolve(&env, "exp/a"), r2);
+    env.ok(&["branch", "-f", "exp/a", &r1]);
+    assert_eq!(resolve(&env, "exp/a"), r1);
+
+    let err = env.fails(&["branch", "-d", "main"]);
+    assert!(err.contains("current branch"), "{err}");
+    assert_eq!(resolve(&env, "main"), r2);
+    env.ok(&["branch", "-d", "exp/b"]);
+    assert!(!env.ok(&["branch"]).contains("exp/b"));
+    env.fails(&["show", "exp/b"]);
+    let err = env.fails(&["branch", "-d", "exp/b"]);
+    assert!(err.contains("exp/b"), "{err}");
+    // Deleting a branch keeps its runs.
+    assert_eq!(resolve(&env, &r1), r1);
+
+    for bad in ["bad name", "a..b", "a/.hidden", "x~1", "HEAD", "trailing/"] {
+        let err = env.fails(&["branch", bad]);
+        assert!(err.contains("invalid branch name"), "{bad}: {err}");
+    }
+    assert_eq!(env.ok(&["branch"]).lines().count(), 2);
+}
+
+#[test]
+fn switch_changes_where_the_next_run_goes() {
+    let env = Env::init();
+    let r1 = env.commit(&["-m", "one"]);
+    env.ok(&["branch", "exp/a"]);
+    let out = env.run(&["switch", "exp/a"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("exp/a"));
+    assert!(env.ok(&["branch"]).contains("* exp/a"));
+    let r2 = env.commit(&["-m", "two"]);
+    let run = show_json(&env, &r2)["run"].clone();
+    assert_eq!(run["branch"], "exp/a");
+    assert_eq!(run["parents"], json!([r1]));
+    assert_eq!(resolve(&env, "main"), r1, "main moved");
+    assert_eq!(resolve(&env, "exp/a"), r2);
+    assert_eq!(resolve(&env, "HEAD"), r2);
+    assert_eq!(log_json(&env, &[])[0]["refs"], json!(["HEAD -> exp/a"]));
+
+    let err = env.fails(&["switch", "nope"]);
+    assert!(err.contains("'nope'"), "{err}");
+    assert!(err.contains("switch -c nope"), "no hint about -c: {err}");
+    assert!(env.ok(&["branch"]).contains("* exp/a"));
+
+    env.ok(&["switch", "-c", "exp/b"]);
+    assert_eq!(resolve(&env, "exp/b"), r2);
+    let r3 = env.commit(&["-m", "three"]);
+    assert_eq!(show_json(&env, &r3)["run"]["parents"], json!([r2]));
+    assert_eq!(resolve(&env, "exp/a"), r2);
+    let err = env.fails(&["switch", "-c", "exp/b"]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = env.fails(&["switch", "-c", "bad name"]);
+    assert!(err.contains("invalid branch name"), "{err}");
+
+    env.ok(&["switch", "main"]);
+    let r4 = env.commit(&["-m", "four"]);
+    assert_eq!(show_json(&env, &r4)["run"]["parents"], json!([r1]));
+    assert_eq!(show_json(&env, &r4)["run"]["branch"], "main");
+    // Now exp/a can be deleted, main cannot.
+    env.ok(&["branch", "-d", "exp/a"]);
+    env.fails(&["branch", "-d", "main"]);
+}
+
+#[test]
+fn tags_name_runs_and_move_only_with_force() {
+    let env = Env::init();
+    let r1 = env.commit(&["-m", "one"]);
+    let r2 = env.commit(&["-m", "two"]);
+    assert_eq!(env.ok(&["tag"]), "");
+    env.ok(&["tag", "v1", &r1]);
+    env.ok(&["tag", "latest"]);
+    assert_eq!(resolve(&env, "v1"), r1);
+    assert_eq!(resolve(&env, "latest"), r2);
+    let list = env.ok(&["tag"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(
+        lines[0].starts_with("latest") && lines[0].contains(&r2[..12]),
+        "{list}"
+    );
+    assert!(
+        lines[1].starts_with("v1") && lines[1].contains(&r1[..12]),
+        "{list}"
+    );
+    assert!(lines[1].contains("one"), "{list}");
+    assert!(env.ok(&["log"]).contains("tag: v1"));
+
+    let err = env.fails(&["tag", "v1", &r2]);
+    assert!(err.contains("-f"), "{err}");
+    assert_eq!(resolve(&env, "v1"), r1, "tag moved without -f");
+    // A new run does not move a tag either.
+    env.commit(&["-m", "three"]);
+    assert_eq!(resolve(&env, "latest"), r2);
+    env.ok(&["tag", "-f", "v1", &r2]);
+    assert_eq!(resolve(&env, "v1"), r2);
+
+    env.ok(&["tag", "-d", "v1"]);
+    assert!(!env.ok(&["tag"]).contains("v1"));
+    let err = env.fails(&["show", "v1"]);
+    assert!(err.contains("v1"), "{err}");
+    let err = env.fails(&["tag", "-d", "v1"]);
+    assert!(err.contains("no tag named 'v1'"), "{err}");
+    let err = env.fails(&["tag", "bad:name"]);
+    assert!(err.contains("invalid tag name"), "{err}");
+    let err = env.fails(&["tag", "t", "nope"]);
+    assert!(err.contains("nope"), "{err}");
+    assert_eq!(env.ok(&["tag"]).lines().count(), 1);
+}
+
+#[test]
+fn refusing_to_move_a_tag_names_the_tag() {
+    let env = Env::init();
+    let r1 = env.commit(&["-m", "one"]);
+    let r2 = env.commit(&["-m", "two"]);
+    env.ok(&["tag", "release-candidate", &r1]);
+    let err = env.fails(&["tag", "release-candidate", &r2]);
+    assert_one_line_error(&err);
+    assert!(err.contains("-f"), "{err}");
+    assert!(
+        err.contains("release-candidate"),
+        "the error does not say which tag: {err}"
+    );
+    assert_eq!(resolve(&env, "release-candidate"), r1);
+}
+
+// ---- 8. notes -------------------------------------------------------------------------------
+
+#[test]
+fn notes_annotate_runs_without_changing_them() {
+    let env = Env::init();
+    let r1 = env.commit(&["-m", "one", "-p", "lr=0.1"]);
+    let r2 = env.commit(&["-m", "two"]);
+    let log_before = log_json(&env, &[]);
+    let run_before = show_json(&env, &r1)["run"].clone();
+
+    env.ok(&["note", &r1, "-m", "diverged after epoch 40"]);
+    env.ok(&["note", "HEAD", "-m", "best so far"]);
+    env.ok(&["note", &r1[..8], "--message", "second thought"]);
+
+    let listed = env.ok(&["note", &r1]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(lines[0].contains("diverged after epoch 40"), "{listed}");
+    assert!(
+        lines[1].contains("second thought"),
+        "oldest first: {listed}"
+    );
+    assert!(lines[0].contains("tester"), "{listed}");
+    assert!(!listed.contains("best so far"), "{listed}");
+    assert!(env.ok(&["note", "HEAD"]).contains("best so far"));
+
+    let v = show_json(&env, &r1);
+    assert_eq!(v["id"], r1.as_str(), "the run's id changed");
+    assert_eq!(v["run"], run_before, "the run changed");
+    let texts: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["diverged after epoch 40", "second thought"]);
+    let text = env.ok(&["show", &r1]);
+    assert!(
+        text.contains("Notes") && text.contains("diverged after epoch 40"),
+        "{text}"
+    );
+    assert_eq!(log_json(&env, &[]), log_before, "log changed after notes");
+    assert_eq!(resolve(&env, "HEAD"), r2);
+
+    let err = env.fails(&["note", &r1, "-m", "   "]);
+    assert!(err.contains("empty"), "{err}");
+    let err = env.fails(&["note", "nope", "-m", "x"]);
+    assert!(err.contains("nope"), "{err}");
+    assert_eq!(env.ok(&["note", &r1]).lines().count(), 2);
+    fsck_objects(&env);
+}
+
+// ---- 9. bad input ---------------------------------------------------------------------------
+
+#[test]
+fn bad_commit_input_fails_cleanly_and_writes_nothing() {
+    let env = Env::init();
+    env.write("good/a.txt", "a\n");
+    env.write("other/good/b.txt", "b\n");
+    env.write("src/train.py", noise(9, 4000));
+    env.write("model.bin", noise(10, 5000));
+    env.write("ok.yaml", "lr: 0.1\n");
+    env.write("ok.json", r#"{"loss": 0.1}"#);
+    env.write("bad.yaml", "lr: 0.1\nlayers: [1, 2\nepochs: 3\n");
+    env.write("bad.json", "{\"loss\": 0.5,,}");
+    env.write("words.json", r#"{"loss": 0.5, "quality": "high"}"#);
+    env.write("bad.toml", "lr = 0.1\nlayers = [1,\n");
+    env.write("cells.csv", "step,loss,acc\n1,0.5,0.1\n2,0.4,high\n");
+    env.write(
+        "broken.jsonl",
+        "{\"step\": 1, \"loss\": 0.5}\n{\"step\": 2, \"loss\":\n",
+    );
+    env.write("params.txt", "lr: 0.1\n");
+    env.commit(&["-m", "base", "--data", "good"]);
+    let before = store_state(&env);
+    // Every case carries valid inputs too, so that a half-done commit would show.
+    let valid = [
+        "--code",
+        "src",
+        "--artifact",
+        "model.bin",
+        "--params",
+        "ok.yaml",
+    ];
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec!["--data", "missing/folder"], vec!["missing/folder"]),
+        (vec!["--data", "set=missing"], vec!["missing"]),
+        (vec!["--params", "bad.yaml"], vec!["bad.yaml:"]),
+        (vec!["--metrics", "bad.json"], vec!["bad.json"]),
+        (
+            vec!["--metrics", "words.json"],
+            vec!["words.json", "'quality'"],
+        ),
+        (
+            vec!["--metrics", "ok.json", "--param", "noequals"],
+            vec!["noequals", "KEY=VALUE"],
+        ),
+        (
+            vec!["-b", "bad name"],
+            vec!["invalid branch name", "bad name"],
+        ),
+        (
+            vec!["--branch", "x..y"],
+            vec!["invalid branch name", "x..y"],
+        ),
+        (
+            vec!["--data", "good", "--data", "other/good"],
+            vec!["'good'", "twice"],
+        ),
+        (
+            vec!["--data", "x=good", "--data", "x=other/good"],
+            vec!["'x'", "twice"],
+        ),
+        (vec!["--artifact", "nope.bin"], vec!["nope.bin"]),
+        (vec!["--params", "nope.yaml"], vec!["nope.yaml"]),
+        (vec!["--metrics", "nope.csv"], vec!["nope.csv"]),
+        (vec!["--params", "bad.toml"], vec!["bad.toml:3:"]),
+        (vec!["--params", "params.txt"], vec!["params.txt"]),
+        (
+            vec!["--metrics", "cells.csv"],
+            vec!["cells.csv:3:", "'acc'"],
+        ),
+        (vec!["--metrics", "broken.jsonl"], vec!["broken.jsonl:2:"]),
+        (vec!["--tag", "novalue"], vec!["novalue"]),
+    ];
+    for (args, wants) in &cases {
+        let mut all = vec!["commit", "-m", "should not exist"];
+        all.extend_from_slice(&valid);
+        all.extend_from_slice(args);
+        let err = env.fails(&all);
+        assert_one_line_error(&err);
+        for want in wants {
+            assert!(err.contains(want), "{args:?}: {want:?} missing: {err}");
+        }
+        assert_eq!(store_state(&env), before, "{args:?} wrote something");
+    }
+    // The YAML error gives file:line:column.
+    let err = env.fails(&["commit", "--params", "bad.yaml"]);
+    let pos = err.find("bad.yaml:").unwrap() + "bad.yaml:".len();
+    let loc: Vec<&str> = err[pos..].splitn(3, ':').collect();
+    assert!(
+        loc.len() == 3
+            && loc[0].parse::<u32>().is_ok_and(|l| l >= 2)
+            && loc[1].parse::<u32>().is_ok(),
+        "no file:line:col in {err}"
+    );
+    // The JSON error points into the file too.
+    let err = env.fails(&["commit", "--metrics", "bad.json"]);
+    assert!(err.contains("bad.json:1:"), "{err}");
+    assert_eq!(store_state(&env), before);
+    assert!(!env.ok(&["branch"]).contains("bad"), "a branch was created");
+}
+
+// ---- 10. content ids ------------------------------------------------------------------------
+
+#[test]
+fn recommitting_unchanged_inputs_keeps_content_ids() {
+    let env = Env::init();
+    env.write("set/a.txt", "a\n");
+    env.write("set/b.bin", noise(4, 400_000));
+    env.write("src/train.py", "print(1)\n");
+    env.write("model.bin", noise(6, 1000));
+    let args = [
+        "--data",
+        "set",
+        "--code",
+        "src",
+        "--artifact",
+        "model.bin",
+        "-p",
+        "lr=0.1",
+    ];
+    let r1 = env.commit(&args);
+    let r2 = env.commit(&args);
+    assert_ne!(r1, r2, "a new run is a new run");
+    let (v1, v2) = (
+        show_json(&env, &r1)["run"].clone(),
+        show_json(&env, &r2)["run"].clone(),
+    );
+    assert_eq!(v2["parents"], json!([r1]));
+    assert_eq!(v1["data"], v2["data"]);
+    assert!(is_hex_id(&v1["data"]["set"]["id"]));
+    assert_eq!(v1["code"]["tree"], v2["code"]["tree"]);
+    assert_eq!(v1["artifacts"]["tree"], v2["artifacts"]["tree"]);
+    assert_eq!(v1["params"], v2["params"]);
+}
+
+#[test]
+fn a_small_change_in_a_large_folder_gives_a_new_data_id() {
+    let env = Env::init();
+    for i in 0..500 {
+        env.write(
+            &format!("corpus/part{}/f{i:03}.txt", i % 7),
+            format!("line {i}\n"),
+        );
+    }
+    // Files younger than a couple of seconds are always re-read; let these age so that the
+    // second and later commits may take unchanged files from the stat cache. The assertions
+    // hold either way.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let r1 = env.commit(&["-m", "v1", "--data", "corpus"]);
+    let id1 = show_json(&env, &r1)["run"]["data"]["corpus"].clone();
+    assert_eq!(id1["files"], 500);
+    let r1b = env.commit(&["-m", "v1 again", "--data", "corpus"]);
+    assert_ne!(r1, r1b);
+    assert_eq!(show_json(&env, &r1b)["run"]["data"]["corpus"], id1);
+
+    env.write("corpus/part0/f007.txt", "edited seven\n");
+    env.write("corpus/part5/f250.txt", "line 25X\n"); // same size
+    env.write("corpus/part2/f499.txt", noise(1, 2000));
+    let r2 = env.commit(&["-m", "v2", "--data", "corpus"]);
+    let id2 = show_json(&env, &r2)["run"]["data"]["corpus"].clone();
+    assert_eq!(id2["files"], 500);
+    assert_ne!(id1["id"], id2["id"], "changed content, same data id");
+
+    let entry = |run: &str, path: &str| -> Value {
+        let items = ls_json(&env, run, path);
+        assert_eq!(items.len(), 1, "{items:?}");
+        items[0].clone()
+    };
+    for (path, content) in [
+        ("part0/f007.txt", b"edited seven\n".to_vec()),
+        ("part5/f250.txt", b"line 25X\n".to_vec()),
+        ("part2/f499.txt", noise(1, 2000)),
+    ] {
+        let p = format!("data/corpus/{path}");
+        let (old, new) = (entry(&r1, &p), entry(&r2, &p));
+        assert_ne!(old["id"], new["id"], "{path}");
+        assert_eq!(new["size"], content.len() as u64, "{path}");
+        assert_eq!(cat_bytes(&env, &format!("{r2}:{p}")), content);
+    }
+    assert_eq!(
+        cat_bytes(&env, &format!("{r1}:data/corpus/part0/f007.txt")),
+        b"line 7\n"
+    );
+    let same = "data/corpus/part3/f003.txt";
+    assert_eq!(entry(&r1, same)["id"], entry(&r2, same)["id"]);
+    // Committing the changed folder again gives the same content id.
+    let r2b = env.commit(&["-m", "v2 again", "--data", "corpus"]);
+    assert_eq!(show_json(&env, &r2b)["run"]["data"]["corpus"], id2);
+    // Back to the original content: back to the original id.
+    env.write("corpus/part0/f007.txt", "line 7\n");
+    env.write("corpus/part5/f250.txt", "line 250\n");
+    env.write("corpus/part2/f499.txt", "line 499\n");
+    let r3 = env.commit(&["-m", "v1 restored", "--data", "corpus"]);
+    assert_eq!(
+        show_json(&env, &r3)["run"]["data"]["corpus"]["id"],
+        id1["id"]
+    );
+    let text = env.ok(&["ls", &r2, "data/corpus/part0"]);
+    assert!(text.contains("data/corpus/part0/f007.txt"), "{text}");
+    fsck_objects(&env);
+}
+
+// ---- 11. completions and help ---------------------------------------------------------------
+
+#[test]
+fn completions_and_help() {
+    let env = Env::new();
+    let script = env.ok(&["completions", "bash"]);
+    assert!(script.contains("_cairn"), "{script}");
+    assert!(script.contains("complete"), "{script}");
+    for sub in ["commit", "checkout", "switch", "--data"] {
+        assert!(script.contains(sub), "{sub} missing from the bash script");
+    }
+    let out = env.run(&["completions", "no-such-shell"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let subcommands = [
+        "init",
+        "commit",
+        "log",
+        "show",
+        "ls",
+        "cat",
+        "checkout",
+        "branch",
+        "switch",
+        "tag",
+        "note",
+        "fsck",
+        "gc",
+        "completions",
+    ];
+    let top = env.ok(&["--help"]);
+    assert!(top.contains("Examples"), "{top}");
+    for sub in subcommands {
+        assert!(top.contains(sub), "{sub} missing from --help: {top}");
+        let out = env.run(&[sub, "--help"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{sub} --help: {}",
+            stderr_of(&out)
+        );
+        let text = stdout_of(&out);
+        assert!(
+            text.contains("Examples"),
+            "{sub} --help has no examples: {text}"
+        );
+        assert!(text.contains(&format!("cairn {sub}")), "{sub}: {text}");
+    }
+    // Unknown commands are usage errors (exit 2), not failures.
+    assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
+}
