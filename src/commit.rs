@@ -397,6 +397,7 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
             batch.put_stat(k, e);
         }
         batch.put_run(&id, run.started_at);
+        batch.put_summary(&id, &crate::summary::encode(&id, &run));
         session.apply(batch)?;
         Ok(id)
     })();

@@ -45,6 +45,7 @@ pub mod repo;
 pub mod revision;
 pub mod snapshot;
 pub mod store;
+pub mod summary;
 pub mod view;
 
 pub use error::{Error, Result};

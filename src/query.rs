@@ -145,6 +145,9 @@ pub struct RunSummary {
     pub author: String,
     /// Host.
     pub host: String,
+    /// Parent run ids (hex).
+    #[serde(default)]
+    pub parents: Vec<String>,
 }
 
 impl RunSummary {
@@ -168,6 +171,7 @@ impl RunSummary {
             message: run.message.clone(),
             author: run.author.clone(),
             host: run.host.clone(),
+            parents: run.parents.iter().map(|p| p.to_hex()).collect(),
         }
     }
 
@@ -416,9 +420,11 @@ impl Parser {
                 "params" | "param" | "parameters" => Scope::Param,
                 "tags" | "tag" => Scope::Tag,
                 "attributes" | "attribute" | "attr" | "run" => Scope::Attribute,
-                _ => return self.err(format!(
+                _ => {
+                    return self.err(format!(
                     "unknown identifier '{s}': expected metrics., params., tags. or attributes."
-                )),
+                ))
+                }
             },
             Some(_) => return self.err("expected an identifier such as metrics.acc"),
             None => return self.err("expected an identifier such as metrics.acc"),

@@ -162,7 +162,7 @@ fn render(d: &RunDiff, sec: &Sections, a: &Args) {
             .max()
             .unwrap_or(0)
             .max(6);
-        println!("  {:<w$}  {:>12}  {:>12}  {}", "", "A", "B", "change");
+        println!("  {:<w$}  {:>12}  {:>12}  change", "", "A", "B");
         for m in &d.metrics {
             let la = m.a.as_ref().map(|x| number(x.last)).unwrap_or("-".into());
             let lb = m.b.as_ref().map(|x| number(x.last)).unwrap_or("-".into());

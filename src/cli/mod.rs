@@ -4,8 +4,10 @@ mod branch;
 mod cat;
 mod checkout;
 mod commit;
+mod compare;
 mod completions;
 mod diff;
+mod find;
 mod fsck;
 mod gc;
 mod init;
@@ -14,6 +16,7 @@ mod ls;
 mod note;
 mod output;
 mod progress;
+mod reindex;
 mod show;
 mod switch;
 mod tag;
@@ -54,6 +57,9 @@ pub enum Command {
     Tag(tag::Args),
     Note(note::Args),
     Diff(diff::Args),
+    Compare(compare::Args),
+    Find(find::Args),
+    Reindex(reindex::Args),
     Fsck(fsck::Args),
     Gc(gc::Args),
     Completions(completions::Args),
@@ -121,6 +127,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Tag(a) => tag::run(&ctx, a),
         Command::Note(a) => note::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
+        Command::Compare(a) => compare::run(&ctx, a),
+        Command::Find(a) => find::run(&ctx, a),
+        Command::Reindex(a) => reindex::run(&ctx, a),
         Command::Fsck(a) => fsck::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Completions(a) => completions::run(a),

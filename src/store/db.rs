@@ -19,6 +19,7 @@ pub(crate) const REF: u8 = b'r';
 pub(crate) const RUN: u8 = b'u';
 pub(crate) const STAT: u8 = b's';
 pub(crate) const META: u8 = b'm';
+pub(crate) const SUMMARY: u8 = b'x';
 
 pub(crate) fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + rest.len());
@@ -399,6 +400,18 @@ impl<'s> Session<'s> {
         Ok(out)
     }
 
+    /// Every stored query summary: run id and its JSON.
+    pub fn summaries(&self) -> Result<Vec<(ObjectId, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for r in self.db.scan_prefix([SUMMARY]) {
+            let (k, v) = r.map_err(db_err)?;
+            if let Some(id) = ObjectId::from_slice(&k[1..]) {
+                out.push((id, v.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every run in the run index.
     pub fn all_runs(&self) -> Result<Vec<ObjectId>> {
         self.runs_with_prefix("")
@@ -483,9 +496,22 @@ impl Batch {
         self.len += 1;
     }
 
-    /// Removes a run from the run index.
+    /// Removes a run from the run index and the query index.
     pub fn remove_run(&mut self, id: &ObjectId) {
         self.inner.remove(key(RUN, id.as_bytes()));
+        self.inner.remove(key(SUMMARY, id.as_bytes()));
+        self.len += 2;
+    }
+
+    /// Removes a run's query summary.
+    pub fn remove_summary(&mut self, id: &ObjectId) {
+        self.inner.remove(key(SUMMARY, id.as_bytes()));
+        self.len += 1;
+    }
+
+    /// Records a run's query summary (JSON).
+    pub fn put_summary(&mut self, id: &ObjectId, json: &[u8]) {
+        self.inner.insert(key(SUMMARY, id.as_bytes()), json);
         self.len += 1;
     }
 

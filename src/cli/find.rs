@@ -1,0 +1,44 @@
+//! `cairn find`: run ids matching a query, one a line, for scripts.
+
+use super::Ctx;
+
+/// Print the ids of runs (of the whole repository) that match an MLflow-style filter, newest
+/// first, one per line.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cairn find \"metrics.acc > 0.9 and params.optimizer = 'adam'\"\n  cairn find \"tags.team = 'vision'\" --order-by 'metrics.acc DESC' -n 1\n  for r in $(cairn find \"attributes.status = 'failed'\"); do cairn show $r; done"
+)]
+pub struct Args {
+    /// The filter, e.g. "metrics.acc > 0.9 and params.lr < 0.01" (empty matches all).
+    pub query: String,
+    /// Sort, e.g. 'metrics.acc DESC'.
+    #[arg(long, value_name = "EXPR")]
+    pub order_by: Option<String>,
+    /// At most N ids.
+    #[arg(short = 'n', long = "max-count", value_name = "N")]
+    pub max: Option<usize>,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
+    let repo = ctx.repo()?;
+    let session = repo.store().session()?;
+    let summaries = cairn::summary::load_all(&session)?;
+    drop(session);
+    let mut ids: Vec<cairn::ObjectId> = summaries.keys().copied().collect();
+    ids.sort_by_key(|id| std::cmp::Reverse(summaries.get(id).map(|s| s.start_time).unwrap_or(0)));
+    let rows = super::compare::query(
+        ids,
+        &summaries,
+        Some(&a.query),
+        a.order_by.as_deref(),
+        a.max,
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.to_string().replacen("--where", "query", 1)))?;
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&r.id);
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(0)
+}
