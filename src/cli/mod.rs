@@ -17,9 +17,13 @@ mod note;
 mod output;
 mod progress;
 mod reindex;
+mod reproduce;
+mod run;
 mod show;
+mod status;
 mod switch;
 mod tag;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -60,6 +64,10 @@ pub enum Command {
     Compare(compare::Args),
     Find(find::Args),
     Reindex(reindex::Args),
+    Run(run::Args),
+    Status(status::Args),
+    Watch(watch::Args),
+    Reproduce(reproduce::Args),
     Fsck(fsck::Args),
     Gc(gc::Args),
     Completions(completions::Args),
@@ -130,6 +138,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Compare(a) => compare::run(&ctx, a),
         Command::Find(a) => find::run(&ctx, a),
         Command::Reindex(a) => reindex::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Watch(a) => watch::run(&ctx, a),
+        Command::Reproduce(a) => reproduce::run(&ctx, a),
         Command::Fsck(a) => fsck::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Completions(a) => completions::run(a),

@@ -3,3 +3,5 @@
 mod common;
 mod core_cmds;
 mod safety;
+mod diff_query;
+mod run_cmd;

@@ -1,0 +1,2 @@
+//! Query benchmark (placeholder).
+fn main() {}

@@ -1,0 +1,11 @@
+//! `cairn reproduce` (not implemented yet).
+
+use super::Ctx;
+
+/// Not implemented yet.
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_ctx: &Ctx, _a: Args) -> anyhow::Result<i32> {
+    anyhow::bail!("cairn reproduce is not implemented yet")
+}

@@ -1,0 +1,11 @@
+//! `cairn watch` (not implemented yet).
+
+use super::Ctx;
+
+/// Not implemented yet.
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_ctx: &Ctx, _a: Args) -> anyhow::Result<i32> {
+    anyhow::bail!("cairn watch is not implemented yet")
+}

@@ -1,0 +1,1 @@
+//! Tests of diff, compare and find.

@@ -1,0 +1,1 @@
+//! Tests of cairn run, status, watch and reproduce.
