@@ -56,6 +56,19 @@ pub struct CommitRequest {
     pub started_at: Option<i64>,
     /// Recorded environment.
     pub env: BTreeMap<String, String>,
+    /// End time (ms) of the command; commit time when absent.
+    pub ended_at: Option<i64>,
+    /// Record this run as a child of this run instead of the branch tip. The tip, when the
+    /// branch has one and it differs, is kept as a second parent so no history is lost.
+    pub parent: Option<ObjectId>,
+    /// Files stored in the artifacts tree under a given relative path: `(path in the tree,
+    /// file on disk)`, for example the captured log of a wrapped command.
+    pub named_artifacts: Vec<(PathBuf, PathBuf)>,
+    /// Code already stored (see [`store_code`], or a run being reproduced); takes the place of
+    /// `code`. The commit fails with [`crate::store::StoreError::Vanished`] if a gc removed it.
+    pub code_state: Option<CodeState>,
+    /// Data snapshots already stored (a run being reproduced), recorded alongside `data`.
+    pub data_refs: BTreeMap<String, DataRef>,
 }
 
 /// What a commit produced.
@@ -214,7 +227,7 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
         .map(|c| resolve_input(&req.cwd, c, "--code"))
         .transpose()?;
     let mut data_inputs = Vec::new();
-    let mut seen_names = std::collections::HashSet::new();
+    let mut seen_names: std::collections::HashSet<String> = req.data_refs.keys().cloned().collect();
     for (name, p) in &req.data {
         let abs = resolve_input(&req.cwd, p, "--data")?;
         let name = data_name(name, &abs)?;
@@ -231,6 +244,11 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
         .iter()
         .map(|p| resolve_input(&req.cwd, p, "--artifact"))
         .collect::<Result<_>>()?;
+    let mut named_inputs = Vec::new();
+    for (rel, p) in &req.named_artifacts {
+        walk::check_rel(rel, p)?;
+        named_inputs.push((rel.clone(), resolve_input(&req.cwd, p, "--artifact")?));
+    }
 
     // ---- store content (no lock held) -----------------------------------------------------
     let store = repo.store();
@@ -241,9 +259,15 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
 
         let code = match &code_dir {
             None => None,
-            Some(dir) => Some(snapshot_code(repo, &mut ingest, dir, &mut extra_blobs)?),
+            Some(dir) => Some(snapshot_code(
+                repo,
+                &mut ingest,
+                dir,
+                &[],
+                &mut extra_blobs,
+            )?),
         };
-        let mut data = BTreeMap::new();
+        let mut data = req.data_refs.clone();
         for (name, abs) in &data_inputs {
             let snap = snapshot_path(&mut ingest, abs)?;
             data.insert(
@@ -263,10 +287,10 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
                 },
             );
         }
-        let artifacts = if artifact_inputs.is_empty() {
+        let artifacts = if artifact_inputs.is_empty() && named_inputs.is_empty() {
             None
         } else {
-            let snap = snapshot_artifacts(repo, &mut ingest, &artifact_inputs)?;
+            let snap = snapshot_artifacts(repo, &mut ingest, &artifact_inputs, &named_inputs)?;
             Some(ArtifactsRef {
                 tree: snap.id,
                 size: snap.size,
@@ -302,14 +326,16 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
                 m.series = Some(*id);
             }
         }
-        let code = code.map(|mut c: CodeState| {
-            if let Some(g) = c.git.as_mut() {
-                if g.dirty {
-                    g.diff = ids.get(n_series).copied();
+        let code = code
+            .map(|mut c: CodeState| {
+                if let Some(g) = c.git.as_mut() {
+                    if g.dirty {
+                        g.diff = ids.get(n_series).copied();
+                    }
                 }
-            }
-            c
-        });
+                c
+            })
+            .or_else(|| req.code_state.clone());
         let run = Run {
             format: RUN_FORMAT,
             parents: Vec::new(),
@@ -384,12 +410,28 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
         }
         (None, Head::Detached(id)) => (None, Some(*id), Some(*id)),
     };
-    run.parents = parent.into_iter().collect();
+    run.parents = match req.parent {
+        Some(p) => std::iter::once(p)
+            .chain(parent.filter(|t| *t != p))
+            .collect(),
+        None => parent.into_iter().collect(),
+    };
     run.branch = branch_ref
         .as_deref()
         .map(|f| f.trim_start_matches(BRANCH_PREFIX).to_string());
-    run.ended_at = now_ms().max(run.started_at);
+    run.ended_at = req.ended_at.unwrap_or_else(now_ms).max(run.started_at);
     let published = (|| -> Result<ObjectId> {
+        // Content stored earlier must still be there (a gc may have run since).
+        let reused = req
+            .code_state
+            .iter()
+            .map(|c| c.tree)
+            .chain(req.data_refs.values().map(|d| d.id));
+        for id in reused {
+            if !session.contains(&id)? {
+                return Err(crate::store::StoreError::Vanished(1).into());
+            }
+        }
         let id = writer.put(Kind::Run, run.encode(), Some(&session))?;
         let mut batch = Batch::default();
         writer.publish(&session, &mut batch)?;
@@ -426,6 +468,67 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
     })
 }
 
+/// Stores the code in `code` (relative to `cwd`) now and returns its state, for a commit made
+/// later with [`CommitRequest::code_state`] (a wrapped command records the code it started
+/// with). Outside git, paths under `exclude` (data, outputs) are left out of the snapshot.
+/// The content is published at once; gc keeps it for its grace period even though no run refers
+/// to it yet, and the later commit checks that it is still there.
+pub fn store_code(
+    repo: &Repo,
+    cwd: &Path,
+    code: &Path,
+    exclude: &[PathBuf],
+    progress: &dyn Progress,
+) -> Result<CodeState> {
+    let dir = resolve_input(cwd, code, "--code")?;
+    let store = repo.store();
+    let mut writer = store.writer();
+    let result = (|| -> Result<(CodeState, Vec<(Vec<u8>, crate::store::StatEntry)>)> {
+        let mut ingest = Ingest::new(&mut writer, progress);
+        let mut extra_blobs = Vec::new();
+        let mut state = snapshot_code(repo, &mut ingest, &dir, exclude, &mut extra_blobs)?;
+        let stats = ingest.take_stats();
+        if let Some(diff) = extra_blobs.pop() {
+            let id = writer.put(Kind::Blob, diff, None)?;
+            if let Some(g) = state.git.as_mut() {
+                g.diff = Some(id);
+            }
+        }
+        Ok((state, stats))
+    })();
+    let (state, stats) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            writer.abandon();
+            return Err(e);
+        }
+    };
+    let session = match writer.take_session() {
+        Some(s) => s,
+        None => match store.session() {
+            Ok(s) => s,
+            Err(e) => {
+                writer.abandon();
+                return Err(e.into());
+            }
+        },
+    };
+    let mut batch = Batch::default();
+    let published = writer.publish(&session, &mut batch).and_then(|()| {
+        for (k, e) in &stats {
+            batch.put_stat(k, e);
+        }
+        session.apply(batch)
+    });
+    if let Err(e) = published {
+        drop(session);
+        writer.abandon();
+        return Err(e.into());
+    }
+    session.flush()?;
+    Ok(state)
+}
+
 /// Snapshots a folder (a tree) or a single file or link.
 fn snapshot_path(ingest: &mut Ingest<'_, '_>, abs: &Path) -> Result<Snapshot> {
     let (entries, _skipped) = walk::walk(abs, false)?;
@@ -449,6 +552,7 @@ fn snapshot_code(
     repo: &Repo,
     ingest: &mut Ingest<'_, '_>,
     dir: &Path,
+    exclude: &[PathBuf],
     extra_blobs: &mut Vec<Vec<u8>>,
 ) -> Result<CodeState> {
     let state = git::capture(dir)?;
@@ -478,7 +582,8 @@ fn snapshot_code(
             (entries, Some(info))
         }
         None => {
-            let (entries, _) = walk::walk(dir, true)?;
+            let (mut entries, _) = walk::walk(dir, true)?;
+            entries.retain(|e| !exclude.iter().any(|x| e.abs.starts_with(x)));
             (entries, None)
         }
     };
@@ -524,9 +629,27 @@ fn snapshot_artifacts(
     repo: &Repo,
     ingest: &mut Ingest<'_, '_>,
     inputs: &[PathBuf],
+    named: &[(PathBuf, PathBuf)],
 ) -> Result<Snapshot> {
     let mut all: Vec<WalkEntry> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    for (rel, abs) in named {
+        let md = std::fs::symlink_metadata(abs).map_err(io_err(abs))?;
+        if md.is_dir() {
+            return Err(Error::BadArgument {
+                arg: abs.display().to_string(),
+                reason: "expected a file".into(),
+            });
+        }
+        let e = walk::entry_from_metadata(rel.clone(), abs.clone(), &md).ok_or_else(|| {
+            Error::BadArgument {
+                arg: abs.display().to_string(),
+                reason: "cannot be snapshotted".into(),
+            }
+        })?;
+        seen.insert(rel.clone());
+        all.push(e);
+    }
     for abs in inputs {
         let rel = match repo.relative(abs) {
             Some(r) if r != Path::new(".") => r,

@@ -109,6 +109,9 @@ pub enum Error {
     /// Store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A remote.
+    #[error(transparent)]
+    Remote(#[from] crate::remote::TransportError),
 }
 
 impl Error {

@@ -147,8 +147,10 @@ pub fn fsck(session: &Session, progress: &dyn Progress) -> Result<FsckReport> {
         match r {
             Err(what) => report.problems.push(Problem { id: Some(id), what }),
             Ok(refs) => {
+                let partial = session.is_partial(&id)?;
                 for (child, kinds) in &refs {
                     match index.get(child) {
+                        None if partial => {}
                         None => report.problems.push(Problem {
                             id: Some(id),
                             what: format!("object {id} refers to missing object {child}"),

@@ -41,6 +41,7 @@ pub mod object;
 pub mod progress;
 pub mod query;
 pub mod refs;
+pub mod remote;
 pub mod repo;
 pub mod revision;
 pub mod snapshot;

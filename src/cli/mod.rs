@@ -3,10 +3,12 @@
 mod branch;
 mod cat;
 mod checkout;
+mod clone;
 mod commit;
 mod compare;
 mod completions;
 mod diff;
+mod fetch;
 mod find;
 mod fsck;
 mod gc;
@@ -16,7 +18,10 @@ mod ls;
 mod note;
 mod output;
 mod progress;
+mod pull;
+mod push;
 mod reindex;
+mod remote;
 mod reproduce;
 mod run;
 mod show;
@@ -64,6 +69,11 @@ pub enum Command {
     Compare(compare::Args),
     Find(find::Args),
     Reindex(reindex::Args),
+    Remote(remote::Args),
+    Push(push::Args),
+    Fetch(fetch::Args),
+    Pull(pull::Args),
+    Clone(clone::Args),
     Run(run::Args),
     Status(status::Args),
     Watch(watch::Args),
@@ -138,6 +148,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Compare(a) => compare::run(&ctx, a),
         Command::Find(a) => find::run(&ctx, a),
         Command::Reindex(a) => reindex::run(&ctx, a),
+        Command::Remote(a) => remote::run(&ctx, a),
+        Command::Push(a) => push::run(&ctx, a),
+        Command::Fetch(a) => fetch::run(&ctx, a),
+        Command::Pull(a) => pull::run(&ctx, a),
+        Command::Clone(a) => clone::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Watch(a) => watch::run(&ctx, a),

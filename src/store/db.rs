@@ -20,6 +20,7 @@ pub(crate) const RUN: u8 = b'u';
 pub(crate) const STAT: u8 = b's';
 pub(crate) const META: u8 = b'm';
 pub(crate) const SUMMARY: u8 = b'x';
+pub(crate) const PARTIAL: u8 = b'p';
 
 pub(crate) fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + rest.len());
@@ -412,6 +413,18 @@ impl<'s> Session<'s> {
         Ok(out)
     }
 
+    /// True when `id` was fetched without everything it refers to.
+    pub fn is_partial(&self, id: &ObjectId) -> Result<bool> {
+        self.db
+            .contains_key(key(PARTIAL, id.as_bytes()))
+            .map_err(db_err)
+    }
+
+    /// True when `id` is present and complete (not partial).
+    pub fn has_complete(&self, id: &ObjectId) -> Result<bool> {
+        Ok(self.contains(id)? && !self.is_partial(id)?)
+    }
+
     /// Every run in the run index.
     pub fn all_runs(&self) -> Result<Vec<ObjectId>> {
         self.runs_with_prefix("")
@@ -501,6 +514,18 @@ impl Batch {
         self.inner.remove(key(RUN, id.as_bytes()));
         self.inner.remove(key(SUMMARY, id.as_bytes()));
         self.len += 2;
+    }
+
+    /// Marks an object as partial: fetched without everything it refers to.
+    pub fn put_partial(&mut self, id: &ObjectId) {
+        self.inner.insert(key(PARTIAL, id.as_bytes()), &[][..]);
+        self.len += 1;
+    }
+
+    /// Clears the partial mark (everything it refers to is now present).
+    pub fn remove_partial(&mut self, id: &ObjectId) {
+        self.inner.remove(key(PARTIAL, id.as_bytes()));
+        self.len += 1;
     }
 
     /// Removes a run's query summary.

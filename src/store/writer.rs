@@ -200,6 +200,22 @@ impl<'s> ObjectWriter<'s> {
         Ok(ids)
     }
 
+    /// Appends a record received from elsewhere, already verified against its id by the
+    /// caller, keeping its stored (compressed) bytes as they are.
+    pub fn append_verified(
+        &mut self,
+        id: ObjectId,
+        kind: Kind,
+        codec: Codec,
+        raw_len: u64,
+        stored: &[u8],
+    ) -> Result<()> {
+        if self.new.contains_key(&id) {
+            return Ok(());
+        }
+        self.append(id, kind, raw_len, codec, stored)
+    }
+
     /// Appends an object even if the store has it (used to rewrite packs).
     pub fn put_unchecked(&mut self, kind: Kind, content: Vec<u8>) -> Result<ObjectId> {
         let id = hash_object(kind, &content);

@@ -1,0 +1,47 @@
+//! `cairn fetch`: receive runs from a remote.
+
+use super::output::size;
+use super::Ctx;
+
+/// Receive the remote's branches (as REMOTE/BRANCH), tags and notes, with the runs they reach;
+/// or one run, or just the objects one path of a run needs (--only). Everything received is
+/// verified against its id before it is stored.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  cairn fetch\n  cairn fetch origin main v1.0\n  cairn fetch origin 3f2a9c1b --only artifacts/model.pt\n  cairn log origin/main"
+)]
+pub struct Args {
+    /// The remote (default: origin).
+    pub remote: Option<String>,
+    /// Branches, tags or run ids to fetch (default: all refs).
+    pub refs: Vec<String>,
+    /// Only the objects this path of the named run needs (e.g. artifacts/model.pt).
+    #[arg(long, value_name = "PATH")]
+    pub only: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
+    let repo = ctx.repo()?;
+    let remote = a.remote.unwrap_or_else(|| "origin".into());
+    let opts = cairn::remote::sync::FetchOptions {
+        refs: a.refs,
+        only: a.only,
+    };
+    let progress = ctx.progress();
+    let r = cairn::remote::sync::fetch(&repo, &remote, &opts, &progress)?;
+    for (name, id) in &r.updated {
+        ctx.status(format!("  {} {name}", id.short()));
+    }
+    for t in &r.skipped_tags {
+        ctx.status(format!("  kept local {t}: the remote's differs"));
+    }
+    for p in &r.partial {
+        ctx.status(format!("  partial {}", p.short()));
+    }
+    ctx.status(format!(
+        "Fetched from {remote}: {} object(s), {}",
+        r.objects,
+        size(r.bytes)
+    ));
+    Ok(0)
+}

@@ -1,0 +1,931 @@
+//! Push, fetch, pull and clone.
+//!
+//! Both directions keep the invariant that a ref only ever names objects whose whole closure
+//! is stored: push uploads packs children-first, each index after its pack, and moves remote
+//! refs last by compare-and-swap; fetch verifies every object against its id, publishes the
+//! objects, and moves local refs last. An interrupted transfer leaves both sides consistent and
+//! a rerun sends only what did not land (packs whose index was uploaded have landed).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::packidx::{self, IdxEntry};
+use super::transport::{RefVersion, Transport, TransportError};
+use super::RemoteConfig;
+use crate::error::{io_err, Error, Result};
+use crate::fsck::references;
+use crate::hash::ObjectId;
+use crate::object::{hash_object, Kind};
+use crate::progress::Progress;
+use crate::refs::{self, BRANCH_PREFIX, NOTES_REF, TAG_PREFIX};
+use crate::repo::Repo;
+use crate::store::pack::{self, RECORD_HEADER_LEN};
+use crate::store::{codec, Batch, ObjectWriter, Session, StoreError};
+
+/// Packs are cut at this size, so an interrupted push re-sends at most one.
+const PACK_TARGET: u64 = 256 << 20;
+/// Bytes fetched per ranged read.
+const FETCH_BATCH: u64 = 64 << 20;
+
+/// What the remote has: object id → (pack name, entry).
+pub struct RemoteIndex {
+    objects: HashMap<ObjectId, (String, IdxEntry)>,
+}
+
+impl RemoteIndex {
+    /// True when the remote has `id`.
+    pub fn has(&self, id: &ObjectId) -> bool {
+        self.objects.contains_key(id)
+    }
+
+    /// Number of objects on the remote.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// True when the remote has no objects.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+fn cache_dir(repo: &Repo, remote: &str) -> PathBuf {
+    repo.store().dir().join("remotes").join(remote).join("idx")
+}
+
+/// Reads the remote's pack indexes (new ones from the remote, known ones from a local cache).
+pub fn remote_index(repo: &Repo, remote: &str, t: &dyn Transport) -> Result<RemoteIndex> {
+    let cache = cache_dir(repo, remote);
+    let mut objects = HashMap::new();
+    for (key, _) in t.list("packs/")? {
+        let Some(name) = key
+            .strip_prefix("packs/")
+            .and_then(|k| k.strip_suffix(".idx"))
+        else {
+            continue;
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let cached = cache.join(format!("{name}.idx"));
+        let bytes = match std::fs::read(&cached) {
+            Ok(b) => b,
+            Err(_) => {
+                let b = t.get(&key)?.ok_or_else(|| TransportError::Failed {
+                    remote: t.describe(),
+                    message: format!("{key} vanished while listing"),
+                })?;
+                b
+            }
+        };
+        let entries = packidx::decode(&bytes).map_err(|m| TransportError::Failed {
+            remote: t.describe(),
+            message: format!("{key}: {m}"),
+        })?;
+        if !cached.exists() {
+            let _ = std::fs::create_dir_all(&cache);
+            let _ = std::fs::write(&cached, &bytes);
+        }
+        for e in entries {
+            objects.entry(e.id).or_insert((name.to_string(), e));
+        }
+    }
+    Ok(RemoteIndex { objects })
+}
+
+// ---- push ------------------------------------------------------------------------------------
+
+/// What to push.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// Branch or tag names (default: the current branch).
+    pub refs: Vec<String>,
+    /// Every branch.
+    pub all: bool,
+    /// Every tag.
+    pub tags: bool,
+    /// Move remote refs even when it is not a fast-forward.
+    pub force: bool,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PushReport {
+    /// Refs moved: (name, old, new).
+    pub updated: Vec<(String, Option<ObjectId>, ObjectId)>,
+    /// Refs already up to date.
+    pub up_to_date: Vec<String>,
+    /// Objects sent.
+    pub objects: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Packs uploaded.
+    pub packs: u64,
+}
+
+/// True when `ancestor` is `id` or reachable through parents (runs) or `previous` (notes).
+fn is_ancestor(session: &Session, ancestor: &ObjectId, id: &ObjectId) -> Result<bool> {
+    let mut stack = vec![*id];
+    let mut seen = HashSet::new();
+    while let Some(cur) = stack.pop() {
+        if cur == *ancestor {
+            return Ok(true);
+        }
+        if !seen.insert(cur) || !session.contains(&cur)? {
+            continue;
+        }
+        let (kind, raw) = session.read(&cur)?;
+        match kind {
+            Kind::Run => stack.extend(
+                crate::object::Run::decode(&raw)
+                    .map(|r| r.parents)
+                    .unwrap_or_default(),
+            ),
+            Kind::Note => stack.extend(
+                crate::object::Note::decode(&raw)
+                    .ok()
+                    .and_then(|n| n.previous),
+            ),
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+/// The local refs a push names, as (full name, id).
+fn refs_to_push(session: &Session, opts: &PushOptions) -> Result<Vec<(String, ObjectId)>> {
+    let mut out = Vec::new();
+    if opts.all {
+        for (b, id) in refs::branches(session)? {
+            out.push((format!("{BRANCH_PREFIX}{b}"), id));
+        }
+        if let Some(n) = refs::get_id(session, NOTES_REF)? {
+            out.push((NOTES_REF.to_string(), n));
+        }
+    }
+    if opts.tags {
+        for (t, id) in refs::tags(session)? {
+            out.push((format!("{TAG_PREFIX}{t}"), id));
+        }
+    }
+    for name in &opts.refs {
+        let full = if name.starts_with("refs/") {
+            name.clone()
+        } else if refs::get_id(session, &format!("{BRANCH_PREFIX}{name}"))?.is_some() {
+            format!("{BRANCH_PREFIX}{name}")
+        } else if refs::get_id(session, &format!("{TAG_PREFIX}{name}"))?.is_some() {
+            format!("{TAG_PREFIX}{name}")
+        } else {
+            return Err(Error::NoSuchRef {
+                kind: "branch or tag",
+                name: name.clone(),
+            });
+        };
+        let id = refs::get_id(session, &full)?.ok_or_else(|| Error::NoSuchRef {
+            kind: "branch or tag",
+            name: name.clone(),
+        })?;
+        out.push((full, id));
+    }
+    if out.is_empty() && opts.refs.is_empty() && !opts.all && !opts.tags {
+        match refs::head(session)? {
+            refs::Head::Branch(b) => {
+                let id = refs::branch_tip(session, &b)?.ok_or(Error::EmptyBranch(b.clone()))?;
+                out.push((format!("{BRANCH_PREFIX}{b}"), id));
+            }
+            refs::Head::Detached(_) => {
+                return Err(Error::Refused(
+                    "HEAD is detached: name the branch or tag to push".into(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Objects reachable from `roots` that the remote lacks, children before parents.
+fn missing_postorder(
+    session: &Session,
+    roots: &[ObjectId],
+    remote: &RemoteIndex,
+) -> Result<Vec<ObjectId>> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack: Vec<(ObjectId, bool)> = roots.iter().map(|r| (*r, false)).collect();
+    while let Some((id, expanded)) = stack.pop() {
+        if expanded {
+            out.push(id);
+            continue;
+        }
+        if remote.has(&id) || !seen.insert(id) {
+            continue;
+        }
+        stack.push((id, true));
+        let loc = session.location(&id)?.ok_or(StoreError::Missing(id))?;
+        if loc.kind != Kind::Blob {
+            if session.is_partial(&id)? {
+                return Err(Error::Refused(format!(
+                    "object {id} was fetched partially (with --only); fetch it whole before pushing it"
+                )));
+            }
+            let raw = session.read_at(&id, &loc)?;
+            let children =
+                references(loc.kind, &raw).map_err(|reason| StoreError::Corrupt { id, reason })?;
+            for (c, _) in children.into_iter().rev() {
+                stack.push((c, false));
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct PackOut {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    len: u64,
+    entries: Vec<IdxEntry>,
+}
+
+/// Writes the objects into temporary packs of about [`PACK_TARGET`] bytes each.
+fn write_packs(
+    session: &Session,
+    dir: &std::path::Path,
+    ids: &[ObjectId],
+    progress: &dyn Progress,
+) -> Result<Vec<PackOut>> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut packs: Vec<PackOut> = Vec::new();
+    let new_pack = |n: usize| -> Result<PackOut> {
+        let path = dir.join(format!("push-{}-{n}.pack", std::process::id()));
+        let f = std::fs::File::create(&path).map_err(io_err(&path))?;
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, f);
+        file.write_all(pack::PACK_MAGIC).map_err(io_err(&path))?;
+        file.write_all(&pack::PACK_VERSION.to_le_bytes())
+            .map_err(io_err(&path))?;
+        file.write_all(&[0u8; 4]).map_err(io_err(&path))?;
+        Ok(PackOut {
+            path,
+            file,
+            len: pack::PACK_HEADER_LEN,
+            entries: Vec::new(),
+        })
+    };
+    for id in ids {
+        if packs.last().is_none_or(|p| p.len >= PACK_TARGET) {
+            packs.push(new_pack(packs.len())?);
+        }
+        let loc = session.location(id)?.ok_or(StoreError::Missing(*id))?;
+        let file = session.pack_file(loc.pack)?;
+        let (header, stored) = pack::read_record(&file, &loc)
+            .map_err(|reason| StoreError::Corrupt { id: *id, reason })?;
+        if header.id != *id {
+            return Err(StoreError::Corrupt {
+                id: *id,
+                reason: "the pack record holds another object".into(),
+            }
+            .into());
+        }
+        let Some(out) = packs.last_mut() else {
+            continue;
+        };
+        let mut h = [0u8; RECORD_HEADER_LEN as usize];
+        h[0..4].copy_from_slice(pack::RECORD_MAGIC);
+        h[4] = loc.kind.code();
+        h[5] = loc.codec.code();
+        h[8..12].copy_from_slice(&loc.stored_len.to_le_bytes());
+        h[12..20].copy_from_slice(&loc.raw_len.to_le_bytes());
+        h[20..52].copy_from_slice(id.as_bytes());
+        out.file.write_all(&h).map_err(io_err(&out.path))?;
+        out.file.write_all(&stored).map_err(io_err(&out.path))?;
+        out.entries.push(IdxEntry {
+            id: *id,
+            offset: out.len,
+            stored_len: loc.stored_len,
+            raw_len: loc.raw_len,
+            kind: loc.kind,
+            codec: loc.codec,
+        });
+        out.len += RECORD_HEADER_LEN + stored.len() as u64;
+        progress.advance(1);
+    }
+    for p in &mut packs {
+        p.file.flush().map_err(io_err(&p.path))?;
+    }
+    Ok(packs)
+}
+
+/// Pushes refs to remote `remote`.
+pub fn push(
+    repo: &Repo,
+    remote: &str,
+    opts: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport> {
+    let cfg = super::get(repo, remote)?;
+    let t = super::connect(&cfg)?;
+    let rindex = remote_index(repo, remote, t.as_ref())?;
+    let mut report = PushReport::default();
+    let tmp = repo.store().dir().join("tmp");
+    // Decide what moves, and build packs, in one session; upload without holding it.
+    let (updates, packs) = {
+        let session = repo.store().session()?;
+        let wanted = refs_to_push(&session, opts)?;
+        let mut updates: Vec<(String, ObjectId, Option<RefVersion>)> = Vec::new();
+        for (name, id) in wanted {
+            let current = t.read_ref(&name)?;
+            match &current {
+                Some(c) if c.id == id => {
+                    report.up_to_date.push(name);
+                    continue;
+                }
+                Some(c) if !opts.force => {
+                    let ff = !name.starts_with(TAG_PREFIX)
+                        && session.contains(&c.id)?
+                        && is_ancestor(&session, &c.id, &id)?;
+                    if !ff {
+                        let what = if name.starts_with(TAG_PREFIX) {
+                            "tags do not move"
+                        } else {
+                            "it is not a fast-forward of the remote's"
+                        };
+                        return Err(Error::Refused(format!(
+                            "push of {name} to {remote} refused: {what} ({} there); fetch first, or use --force",
+                            c.id.short()
+                        )));
+                    }
+                }
+                _ => {}
+            }
+            updates.push((name, id, current));
+        }
+        let roots: Vec<ObjectId> = updates.iter().map(|u| u.1).collect();
+        let ids = missing_postorder(&session, &roots, &rindex)?;
+        progress.begin("packing", Some(ids.len() as u64));
+        let packs = write_packs(&session, &tmp, &ids, progress)?;
+        progress.end();
+        (updates, packs)
+    };
+    let total: u64 = packs.iter().map(|p| p.len).sum();
+    progress.begin("sending", Some(total));
+    let result = (|| -> Result<()> {
+        for p in &packs {
+            if p.entries.is_empty() {
+                continue;
+            }
+            let idx = packidx::encode(p.entries.clone());
+            let name = blake3::hash(&idx).to_hex()[..32].to_string();
+            t.put_file(&format!("packs/{name}.pack"), &p.path)?;
+            t.put_bytes(&format!("packs/{name}.idx"), idx.clone())?;
+            let cache = cache_dir(repo, remote);
+            let _ = std::fs::create_dir_all(&cache);
+            let _ = std::fs::write(cache.join(format!("{name}.idx")), &idx);
+            report.objects += p.entries.len() as u64;
+            report.bytes += p.len;
+            report.packs += 1;
+            progress.advance(p.len);
+        }
+        Ok(())
+    })();
+    for p in &packs {
+        let _ = std::fs::remove_file(&p.path);
+    }
+    progress.end();
+    result?;
+    // Refs last, each by compare-and-swap.
+    for (name, id, current) in &updates {
+        t.cas_ref(name, current.as_ref(), id)?;
+        report
+            .updated
+            .push((name.clone(), current.as_ref().map(|c| c.id), *id));
+    }
+    // Remember where the remote's branches now are.
+    let session = repo.store().session()?;
+    for (name, id) in report
+        .updated
+        .iter()
+        .map(|(n, _, id)| (n.clone(), *id))
+        .chain(report.up_to_date.iter().filter_map(|n| {
+            refs::get_id(&session, n)
+                .ok()
+                .flatten()
+                .map(|id| (n.clone(), id))
+        }))
+    {
+        if let Some(b) = name.strip_prefix(BRANCH_PREFIX) {
+            let tracking = format!("refs/remotes/{remote}/{b}");
+            let old = refs::get_id(&session, &tracking)?;
+            refs::update(&session, &tracking, old, Some(id))?;
+        }
+    }
+    session.flush()?;
+    Ok(report)
+}
+
+// ---- fetch -----------------------------------------------------------------------------------
+
+/// What to fetch.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// Branch or tag names, or run ids (default: every ref).
+    pub refs: Vec<String>,
+    /// Only the objects this path of the (single) named run needs.
+    pub only: Option<String>,
+}
+
+/// What a fetch did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FetchReport {
+    /// Refs updated locally: (local name, id).
+    pub updated: Vec<(String, ObjectId)>,
+    /// Remote tags not taken because a different local tag has the name.
+    pub skipped_tags: Vec<String>,
+    /// Objects received.
+    pub objects: u64,
+    /// Stored bytes received.
+    pub bytes: u64,
+    /// Runs fetched without everything they refer to (with --only).
+    pub partial: Vec<ObjectId>,
+}
+
+struct Fetcher<'a, 's> {
+    repo: &'a Repo,
+    t: &'a dyn Transport,
+    rindex: &'a RemoteIndex,
+    writer: ObjectWriter<'s>,
+    got: HashMap<ObjectId, Kind>,
+    runs: Vec<(ObjectId, crate::object::Run)>,
+    objects: u64,
+    bytes: u64,
+}
+
+impl<'a, 's> Fetcher<'a, 's> {
+    /// Fetches `ids` (and, when `recursive`, everything they reach) that are not stored
+    /// locally. Returns the raw content of every non-blob object fetched.
+    fn fetch(
+        &mut self,
+        ids: &[ObjectId],
+        recursive: bool,
+        progress: &dyn Progress,
+    ) -> Result<HashMap<ObjectId, Vec<u8>>> {
+        let mut decoded = HashMap::new();
+        let mut frontier: Vec<ObjectId> = ids.to_vec();
+        while !frontier.is_empty() {
+            frontier.sort();
+            frontier.dedup();
+            frontier.retain(|id| !self.got.contains_key(id));
+            let missing: Vec<ObjectId> = {
+                let session = self.repo.store().session()?;
+                let mut m = Vec::new();
+                for id in &frontier {
+                    if !session.has_complete(id)? {
+                        m.push(*id);
+                    }
+                }
+                m
+            };
+            // Group by pack, in pack order, in bounded batches.
+            let mut by_pack: HashMap<&str, Vec<IdxEntry>> = HashMap::new();
+            for id in &missing {
+                let (pack, e) = self.rindex.objects.get(id).ok_or_else(|| {
+                    TransportError::Failed {
+                        remote: self.t.describe(),
+                        message: format!(
+                            "the remote lacks object {id}, which one of its refs or objects needs"
+                        ),
+                    }
+                })?;
+                by_pack.entry(pack.as_str()).or_default().push(*e);
+            }
+            let mut next = Vec::new();
+            for (pack_name, mut entries) in by_pack {
+                entries.sort_by_key(|e| e.offset);
+                let key = format!("packs/{pack_name}.pack");
+                let mut start = 0;
+                while start < entries.len() {
+                    let mut end = start;
+                    let mut bytes = 0u64;
+                    while end < entries.len() && (end == start || bytes < FETCH_BATCH) {
+                        bytes += RECORD_HEADER_LEN + u64::from(entries[end].stored_len);
+                        end += 1;
+                    }
+                    let batch = &entries[start..end];
+                    let ranges: Vec<std::ops::Range<u64>> = batch
+                        .iter()
+                        .map(|e| e.offset..e.offset + RECORD_HEADER_LEN + u64::from(e.stored_len))
+                        .collect();
+                    let datas = self.t.get_ranges(&key, &ranges)?;
+                    if datas.len() != batch.len() {
+                        return Err(TransportError::Failed {
+                            remote: self.t.describe(),
+                            message: format!("{key}: short answer to a ranged read"),
+                        }
+                        .into());
+                    }
+                    for (e, data) in batch.iter().zip(datas) {
+                        let raw = verify_record(self.t, &key, e, &data)?;
+                        let stored = &data[RECORD_HEADER_LEN as usize..];
+                        self.writer
+                            .append_verified(e.id, e.kind, e.codec, e.raw_len, stored)?;
+                        self.got.insert(e.id, e.kind);
+                        self.objects += 1;
+                        self.bytes += data.len() as u64;
+                        progress.advance(data.len() as u64);
+                        if e.kind != Kind::Blob {
+                            if recursive {
+                                let children = references(e.kind, &raw)
+                                    .map_err(|reason| StoreError::Corrupt { id: e.id, reason })?;
+                                next.extend(children.into_iter().map(|(c, _)| c));
+                            }
+                            if e.kind == Kind::Run {
+                                if let Ok(run) = crate::object::Run::decode(&raw) {
+                                    self.runs.push((e.id, run));
+                                }
+                            }
+                            decoded.insert(e.id, raw);
+                        }
+                    }
+                    start = end;
+                }
+            }
+            frontier = next;
+        }
+        Ok(decoded)
+    }
+}
+
+/// Checks a received record against the remote's index entry and the object's id.
+fn verify_record(t: &dyn Transport, key: &str, e: &IdxEntry, data: &[u8]) -> Result<Vec<u8>> {
+    let bad = |reason: String| -> Error {
+        TransportError::Failed {
+            remote: t.describe(),
+            message: format!("object {} in {key}: {reason}; nothing was stored", e.id),
+        }
+        .into()
+    };
+    if data.len() as u64 != RECORD_HEADER_LEN + u64::from(e.stored_len) {
+        return Err(bad("truncated record".into()));
+    }
+    let mut h = [0u8; RECORD_HEADER_LEN as usize];
+    h.copy_from_slice(&data[..RECORD_HEADER_LEN as usize]);
+    let header = pack::parse_record_header(&h).map_err(bad)?;
+    if header.id != e.id
+        || header.kind != e.kind
+        || header.codec != e.codec
+        || header.raw_len != e.raw_len
+        || header.stored_len != e.stored_len
+    {
+        return Err(bad("the record does not match the pack index".into()));
+    }
+    let raw = codec::decompress(
+        e.codec,
+        data[RECORD_HEADER_LEN as usize..].to_vec(),
+        e.raw_len,
+    )
+    .map_err(|m| bad(m.to_string()))?;
+    if hash_object(e.kind, &raw) != e.id {
+        return Err(bad("content does not match its id".into()));
+    }
+    Ok(raw)
+}
+
+/// The remote refs (full name → version) selected by `names` (all when empty).
+fn remote_refs(t: &dyn Transport, names: &[String]) -> Result<Vec<(String, RefVersion)>> {
+    let all = t.list_refs()?;
+    let mut out = Vec::new();
+    for name in all {
+        if !names.is_empty() {
+            let short = name
+                .strip_prefix(BRANCH_PREFIX)
+                .or_else(|| name.strip_prefix(TAG_PREFIX))
+                .unwrap_or(&name);
+            if !names.iter().any(|n| n == short || n == &name) {
+                continue;
+            }
+        }
+        if let Some(v) = t.read_ref(&name)? {
+            out.push((name, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Fetches from remote `remote`.
+pub fn fetch(
+    repo: &Repo,
+    remote: &str,
+    opts: &FetchOptions,
+    progress: &dyn Progress,
+) -> Result<FetchReport> {
+    let cfg = super::get(repo, remote)?;
+    fetch_with(repo, remote, &cfg, opts, progress)
+}
+
+fn fetch_with(
+    repo: &Repo,
+    remote: &str,
+    cfg: &RemoteConfig,
+    opts: &FetchOptions,
+    progress: &dyn Progress,
+) -> Result<FetchReport> {
+    let t = super::connect(cfg)?;
+    let rindex = remote_index(repo, remote, t.as_ref())?;
+    // Names that are refs on the remote, and names that are run ids.
+    let rrefs = remote_refs(t.as_ref(), &opts.refs)?;
+    let mut id_roots = Vec::new();
+    for n in &opts.refs {
+        let is_ref = rrefs.iter().any(|(full, _)| {
+            full == n
+                || full.strip_prefix(BRANCH_PREFIX) == Some(n)
+                || full.strip_prefix(TAG_PREFIX) == Some(n)
+        });
+        if is_ref {
+            continue;
+        }
+        let lower = n.to_ascii_lowercase();
+        let hits: Vec<ObjectId> = if crate::hash::is_hex_prefix(&lower) {
+            rindex
+                .objects
+                .iter()
+                .filter(|(id, (_, e))| e.kind == Kind::Run && id.has_hex_prefix(&lower))
+                .map(|(id, _)| *id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match hits.len() {
+            1 => id_roots.push(hits[0]),
+            0 => {
+                return Err(Error::Refused(format!(
+                    "remote {remote} has no branch, tag or run named '{n}'"
+                )))
+            }
+            _ => {
+                return Err(Error::AmbiguousRevision {
+                    rev: n.clone(),
+                    candidates: hits.iter().map(|h| h.short()).collect(),
+                })
+            }
+        }
+    }
+    let store = repo.store();
+    let mut f = Fetcher {
+        repo,
+        t: t.as_ref(),
+        rindex: &rindex,
+        writer: store.writer(),
+        got: HashMap::new(),
+        runs: Vec::new(),
+        objects: 0,
+        bytes: 0,
+    };
+    let mut partial: Vec<ObjectId> = Vec::new();
+    progress.begin("receiving", None);
+    let result = (|| -> Result<()> {
+        if let Some(path) = &opts.only {
+            let [root] = id_roots.as_slice() else {
+                let root = match rrefs.as_slice() {
+                    [(_, v)] if id_roots.is_empty() => v.id,
+                    _ => {
+                        return Err(Error::Refused(
+                            "--only needs exactly one run (a run id or a branch or tag name)"
+                                .into(),
+                        ))
+                    }
+                };
+                return fetch_only(&mut f, root, path, &mut partial, progress);
+            };
+            return fetch_only(&mut f, *root, path, &mut partial, progress);
+        }
+        let mut roots: Vec<ObjectId> = rrefs.iter().map(|(_, v)| v.id).collect();
+        roots.extend(&id_roots);
+        f.fetch(&roots, true, progress)?;
+        Ok(())
+    })();
+    progress.end();
+    if let Err(e) = result {
+        f.writer.abandon();
+        return Err(e);
+    }
+    // Publish the objects, then move refs.
+    let session = store.session()?;
+    let mut batch = Batch::default();
+    f.writer.publish(&session, &mut batch)?;
+    for (id, run) in &f.runs {
+        batch.put_run(id, run.started_at);
+        batch.put_summary(id, &crate::summary::encode(id, run));
+    }
+    for id in &partial {
+        batch.put_partial(id);
+    }
+    if opts.only.is_none() {
+        for (id, kind) in &f.got {
+            if *kind != Kind::Blob && session.is_partial(id)? {
+                batch.remove_partial(id);
+            }
+        }
+    }
+    session.apply(batch)?;
+    let mut report = FetchReport {
+        objects: f.objects,
+        bytes: f.bytes,
+        partial,
+        ..Default::default()
+    };
+    if opts.only.is_none() {
+        for (name, v) in &rrefs {
+            let local = if let Some(b) = name.strip_prefix(BRANCH_PREFIX) {
+                format!("refs/remotes/{remote}/{b}")
+            } else if name.starts_with(TAG_PREFIX) {
+                match refs::get_id(&session, name)? {
+                    Some(cur) if cur == v.id => continue,
+                    Some(_) => {
+                        report.skipped_tags.push(name.clone());
+                        continue;
+                    }
+                    None => name.clone(),
+                }
+            } else if name == NOTES_REF {
+                format!("refs/remotes/{remote}/notes/runs")
+            } else {
+                continue;
+            };
+            let old = refs::get_id(&session, &local)?;
+            if old != Some(v.id) {
+                refs::update(&session, &local, old, Some(v.id))?;
+                report.updated.push((local, v.id));
+            }
+            // Notes: fast-forward the local chain when possible.
+            if name == NOTES_REF {
+                let mine = refs::get_id(&session, NOTES_REF)?;
+                let ff = match mine {
+                    None => true,
+                    Some(m) => m != v.id && is_ancestor(&session, &m, &v.id)?,
+                };
+                if ff {
+                    refs::update(&session, NOTES_REF, mine, Some(v.id))?;
+                }
+            }
+        }
+    }
+    session.flush()?;
+    Ok(report)
+}
+
+/// Fetches the run, the trees on the way to `path`, and everything below `path`.
+fn fetch_only(
+    f: &mut Fetcher<'_, '_>,
+    run_id: ObjectId,
+    path: &str,
+    partial: &mut Vec<ObjectId>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let read_local = |f: &Fetcher<'_, '_>, id: &ObjectId| -> Result<Option<Vec<u8>>> {
+        let session = f.repo.store().session()?;
+        if session.contains(id)? {
+            return Ok(Some(session.read(id)?.1));
+        }
+        Ok(None)
+    };
+    let get_one = |f: &mut Fetcher<'_, '_>, id: ObjectId| -> Result<Vec<u8>> {
+        if let Some(raw) = read_local(f, &id)? {
+            return Ok(raw);
+        }
+        let mut got = f.fetch(&[id], false, progress)?;
+        got.remove(&id)
+            .ok_or_else(|| Error::Refused(format!("object {id} could not be fetched")))
+    };
+    let raw = get_one(f, run_id)?;
+    let run = crate::object::Run::decode(&raw)
+        .map_err(|source| StoreError::Decode { id: run_id, source })?;
+    partial.push(run_id);
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let not_found = || Error::NoSuchPath {
+        run: run_id.short(),
+        path: path.to_string(),
+    };
+    let (mut node, rest): (ObjectId, &[&str]) = match parts.as_slice() {
+        ["code", rest @ ..] => (run.code.as_ref().ok_or_else(not_found)?.tree, rest),
+        ["artifacts", rest @ ..] => (run.artifacts.as_ref().ok_or_else(not_found)?.tree, rest),
+        ["data", name, rest @ ..] => (run.data.get(*name).ok_or_else(not_found)?.id, rest),
+        _ => return Err(not_found()),
+    };
+    for part in rest {
+        let raw = get_one(f, node)?;
+        let tree = crate::object::Tree::decode(&raw)
+            .map_err(|source| StoreError::Decode { id: node, source })?;
+        partial.push(node);
+        node = tree.get(part).ok_or_else(not_found)?.id;
+    }
+    f.fetch(&[node], true, progress)?;
+    Ok(())
+}
+
+// ---- pull and clone --------------------------------------------------------------------------
+
+/// Fetches `branch` (default: the current branch) from `remote` and fast-forwards the local
+/// branch to it. Returns the fetch report and the new tip.
+pub fn pull(
+    repo: &Repo,
+    remote: &str,
+    branch: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<(FetchReport, Option<ObjectId>)> {
+    let branch = match branch {
+        Some(b) => b.to_string(),
+        None => {
+            let session = repo.store().session()?;
+            match refs::head(&session)? {
+                refs::Head::Branch(b) => b,
+                refs::Head::Detached(_) => {
+                    return Err(Error::Refused(
+                        "HEAD is detached: name the branch to pull".into(),
+                    ))
+                }
+            }
+        }
+    };
+    let report = fetch(
+        repo,
+        remote,
+        &FetchOptions {
+            refs: vec![branch.clone()],
+            only: None,
+        },
+        progress,
+    )?;
+    let session = repo.store().session()?;
+    let Some(theirs) = refs::get_id(&session, &format!("refs/remotes/{remote}/{branch}"))? else {
+        return Err(Error::Refused(format!(
+            "remote {remote} has no branch '{branch}'"
+        )));
+    };
+    let full = format!("{BRANCH_PREFIX}{branch}");
+    let mine = refs::get_id(&session, &full)?;
+    match mine {
+        Some(m) if m == theirs => return Ok((report, Some(m))),
+        Some(m) if is_ancestor(&session, &theirs, &m)? => return Ok((report, Some(m))),
+        Some(m) if !is_ancestor(&session, &m, &theirs)? => {
+            return Err(Error::Refused(format!(
+                "branch {branch} has diverged from {remote}/{branch} ({} here, {} there); cairn does not merge runs: push your runs to another branch, or move yours with `cairn branch -f {branch} {remote}/{branch}`",
+                m.short(),
+                theirs.short()
+            )))
+        }
+        _ => {}
+    }
+    refs::update(&session, &full, mine, Some(theirs))?;
+    session.flush()?;
+    Ok((report, Some(theirs)))
+}
+
+/// Clones `url` into `dir`: a new repository with remote `origin`, every ref fetched, local
+/// branches for the remote's branches, HEAD on `branch` (default `main`, else the first).
+pub fn clone(
+    dir: &std::path::Path,
+    cfg: RemoteConfig,
+    branch: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<Repo> {
+    let repo = Repo::init(dir)?;
+    let result = (|| -> Result<()> {
+        super::add(&repo, "origin", cfg.clone(), false)?;
+        fetch_with(&repo, "origin", &cfg, &FetchOptions::default(), progress)?;
+        let session = repo.store().session()?;
+        let tracking = session.refs("refs/remotes/origin/")?;
+        let mut names = Vec::new();
+        for (name, v) in tracking {
+            let b = name.trim_start_matches("refs/remotes/origin/").to_string();
+            if b == "notes/runs" {
+                continue;
+            }
+            if let crate::store::RefValue::Id(id) = v {
+                refs::update(&session, &format!("{BRANCH_PREFIX}{b}"), None, Some(id))?;
+                names.push(b);
+            }
+        }
+        let head = match branch {
+            Some(b) if names.iter().any(|n| n == b) => b.to_string(),
+            Some(b) => return Err(Error::Refused(format!("the remote has no branch '{b}'"))),
+            None if names.iter().any(|n| n == "main") => "main".into(),
+            None => names.first().cloned().unwrap_or_else(|| "main".into()),
+        };
+        let old = session.ref_get(refs::HEAD)?;
+        session.ref_cas(
+            refs::HEAD,
+            old.as_ref(),
+            Some(&crate::store::RefValue::Symbolic(format!(
+                "{BRANCH_PREFIX}{head}"
+            ))),
+        )?;
+        session.flush()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(repo.store().dir());
+        return Err(e);
+    }
+    Ok(repo)
+}
