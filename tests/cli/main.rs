@@ -2,6 +2,7 @@
 
 mod common;
 mod core_cmds;
-mod safety;
 mod diff_query;
 mod run_cmd;
+mod safety;
+mod remotes;

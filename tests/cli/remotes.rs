@@ -1,0 +1,1 @@
+//! Tests of remotes: folder and S3.
