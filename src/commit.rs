@@ -633,29 +633,16 @@ fn snapshot_artifacts(
 ) -> Result<Snapshot> {
     let mut all: Vec<WalkEntry> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (rel, abs) in named {
-        let md = std::fs::symlink_metadata(abs).map_err(io_err(abs))?;
-        if md.is_dir() {
-            return Err(Error::BadArgument {
-                arg: abs.display().to_string(),
-                reason: "expected a file".into(),
-            });
-        }
-        let e = walk::entry_from_metadata(rel.clone(), abs.clone(), &md).ok_or_else(|| {
-            Error::BadArgument {
-                arg: abs.display().to_string(),
-                reason: "cannot be snapshotted".into(),
-            }
-        })?;
-        seen.insert(rel.clone());
-        all.push(e);
-    }
+    let mut pairs: Vec<(PathBuf, PathBuf)> = named.to_vec();
     for abs in inputs {
         let rel = match repo.relative(abs) {
             Some(r) if r != Path::new(".") => r,
             Some(_) => PathBuf::new(),
             None => abs.file_name().map(PathBuf::from).unwrap_or_default(),
         };
+        pairs.push((rel, abs.clone()));
+    }
+    for (rel, abs) in &pairs {
         let (entries, _) = walk::walk(abs, false)?;
         let md = std::fs::symlink_metadata(abs).map_err(io_err(abs))?;
         if md.is_dir() && !rel.as_os_str().is_empty() {

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use super::Ctx;
 
-/// Create a cairn repository (a .cairn folder) in DIR or the current folder.
+/// Create a cairn repository (a .cairn folder) in DIR or the current folder, and a commented
+/// example project file (cairn.toml, defaults for `cairn run`) when there is none.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  cairn init\n  cairn init ~/experiments/resnet")]
 pub struct Args {
@@ -33,6 +34,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             text.push_str(".cairn/\n");
             let _ = std::fs::write(&exclude, text);
         }
+    }
+    // A commented example of the project file, unless the project already has one.
+    let project = repo.root().join(cairn::project::PROJECT_FILE);
+    if !project.exists() {
+        let _ = std::fs::write(&project, cairn::project::Project::example_text());
     }
     ctx.status(format!(
         "Initialized empty cairn repository in {}",

@@ -489,14 +489,16 @@ impl<'a, 's> Fetcher<'a, 's> {
             // Group by pack, in pack order, in bounded batches.
             let mut by_pack: HashMap<&str, Vec<IdxEntry>> = HashMap::new();
             for id in &missing {
-                let (pack, e) = self.rindex.objects.get(id).ok_or_else(|| {
-                    TransportError::Failed {
-                        remote: self.t.describe(),
-                        message: format!(
+                let (pack, e) =
+                    self.rindex
+                        .objects
+                        .get(id)
+                        .ok_or_else(|| TransportError::Failed {
+                            remote: self.t.describe(),
+                            message: format!(
                             "the remote lacks object {id}, which one of its refs or objects needs"
                         ),
-                    }
-                })?;
+                        })?;
                 by_pack.entry(pack.as_str()).or_default().push(*e);
             }
             let mut next = Vec::new();

@@ -15,52 +15,110 @@ pub const MAX_CHUNK: u32 = 256 * 1024;
 /// How many bytes of chunks are handed to the caller at once (bounds memory).
 pub const BATCH_BYTES: usize = 32 << 20;
 
-/// Splits `reader` into chunks and hands them to `f` in batches of about [`BATCH_BYTES`].
+/// How many bytes are read and cut at once.
+pub const BLOCK_BYTES: usize = 32 << 20;
+
+/// A block of a file and the chunks cut from it.
+pub struct Block {
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// Chunk ranges within `data`, in order, covering it exactly.
+    pub chunks: Vec<std::ops::Range<usize>>,
+}
+
+impl Block {
+    /// The chunks as slices.
+    pub fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.chunks.iter().map(|r| &self.data[r.clone()])
+    }
+}
+
+/// Splits `reader` into chunks, handing them to `f` one [`Block`] of about [`BLOCK_BYTES`] at a
+/// time. Cut points are exactly those of chunking the whole input at once: a chunk that
+/// reaches the end of a block is carried into the next one rather than cut there.
 ///
-/// Reading and cutting run on a thread of their own, one batch ahead of `f`, so chunking
+/// Reading and cutting run on a thread of their own, one block ahead of `f`, so chunking
 /// overlaps with whatever `f` does (hashing and compressing on the other cores). At most two
-/// batches are in memory at once, whatever the size of the input.
+/// blocks are in memory at once, whatever the size of the input.
+pub fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
+    mut reader: R,
+    mut f: impl FnMut(&Block) -> Result<(), E>,
+) -> Result<(), E> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Block>>(1);
+        // Buffers come back from the consumer and are reused: allocating and zeroing a fresh
+        // block each time costs as much as reading it.
+        let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
+        scope.spawn(move || {
+            let mut carry: Vec<u8> = Vec::new();
+            loop {
+                let mut data = returned.try_recv().unwrap_or_default();
+                data.clear();
+                data.extend_from_slice(&carry);
+                let start = data.len();
+                if data.capacity() < start + BLOCK_BYTES {
+                    data.reserve(start + BLOCK_BYTES - data.len());
+                }
+                // Zero only the part not yet initialised in this buffer's life.
+                data.resize(start + BLOCK_BYTES, 0);
+                let mut filled = start;
+                let mut eof = false;
+                while filled < data.len() {
+                    match reader.read(&mut data[filled..]) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                data.truncate(filled);
+                if data.is_empty() {
+                    return;
+                }
+                let mut chunks = Vec::new();
+                let mut end_ok = 0;
+                for c in fastcdc::v2020::FastCDC::new(&data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
+                    let end = c.offset + c.length;
+                    if end < data.len() || eof {
+                        chunks.push(c.offset..end);
+                        end_ok = end;
+                    } else {
+                        break;
+                    }
+                }
+                carry.clear();
+                carry.extend_from_slice(&data[end_ok..]);
+                data.truncate(end_ok);
+                if !chunks.is_empty() && tx.send(Ok(Block { data, chunks })).is_err() {
+                    return;
+                }
+                if eof {
+                    return;
+                }
+            }
+        });
+        // Dropping `rx` on an early error makes the reader thread stop at its next send.
+        for block in rx {
+            let block = block?;
+            f(&block)?;
+            let _ = give_back.send(block.data);
+        }
+        Ok(())
+    })
+}
+
+/// Splits `reader` into owned chunks in batches (see [`chunk_blocks`]).
 pub fn chunk_batches<R: Read + Send, E: From<std::io::Error> + Send>(
     reader: R,
     mut f: impl FnMut(Vec<Vec<u8>>) -> Result<(), E>,
 ) -> Result<(), E> {
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<Vec<u8>>>>(1);
-        scope.spawn(move || {
-            let cdc = fastcdc::v2020::StreamCDC::new(reader, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
-            let mut batch = Vec::new();
-            let mut bytes = 0usize;
-            for chunk in cdc {
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    Err(fastcdc::v2020::Error::IoError(io)) => {
-                        let _ = tx.send(Err(io));
-                        return;
-                    }
-                    Err(other) => {
-                        let _ = tx.send(Err(std::io::Error::other(other.to_string())));
-                        return;
-                    }
-                };
-                bytes += chunk.data.len();
-                batch.push(chunk.data);
-                if bytes >= BATCH_BYTES {
-                    if tx.send(Ok(std::mem::take(&mut batch))).is_err() {
-                        return;
-                    }
-                    bytes = 0;
-                }
-            }
-            if !batch.is_empty() {
-                let _ = tx.send(Ok(batch));
-            }
-        });
-        // Dropping `rx` on an early error makes the reader thread stop at its next send.
-        for batch in rx {
-            f(batch?)?;
-        }
-        Ok(())
-    })
+    chunk_blocks(reader, |b| f(b.slices().map(<[u8]>::to_vec).collect()))
 }
 
 #[cfg(test)]
@@ -84,6 +142,30 @@ mod tests {
             }).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(out, data);
         }
+    }
+
+    #[test]
+    fn blocks_cut_like_the_whole_input() {
+        let mut x = 11u64;
+        let data: Vec<u8> = (0..(BLOCK_BYTES * 2 + 12345))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let whole: Vec<usize> =
+            fastcdc::v2020::FastCDC::new(&data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+                .map(|c| c.length)
+                .collect();
+        let mut got = Vec::new();
+        chunk_blocks::<_, std::io::Error>(&data[..], |b| {
+            got.extend(b.chunks.iter().map(|r| r.len()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, whole);
     }
 
     #[test]

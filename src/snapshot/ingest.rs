@@ -24,6 +24,8 @@ use crate::store::{ObjectWriter, StatEntry};
 const RACY_NS: i64 = 2_000_000_000;
 const SMALL_BATCH_BYTES: u64 = 32 << 20;
 const SMALL_BATCH_FILES: usize = 4096;
+/// A large file whose first block compresses by less than this fraction is stored raw.
+const MIN_SAVING: f64 = 0.10;
 
 /// The result of a snapshot: a tree, or a single file or link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,23 +318,30 @@ impl<'a, 's> Ingest<'a, 's> {
         let writer = &mut *self.writer;
         let progress = self.progress;
         let mut read = 0u64;
-        chunker::chunk_batches::<_, SnapshotError>(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            |batch| {
-                let sizes: Vec<u64> = batch.iter().map(|c| c.len() as u64).collect();
-                let n: u64 = sizes.iter().sum();
-                let got =
-                    writer.put_batch(batch.into_iter().map(|c| (Kind::Blob, c)).collect(), None)?;
-                chunks.extend(
-                    got.into_iter()
-                        .zip(sizes)
-                        .map(|(id, size)| ChunkRef { id, size }),
-                );
-                read += n;
-                progress.advance(n);
-                Ok(())
-            },
-        )
+        // Compression is judged on the first block: if it saves too little (model weights
+        // barely compress), the rest of the file is stored raw, which is much faster.
+        let mut policy = writer.store().compression();
+        let mut judged = false;
+        chunker::chunk_blocks::<_, SnapshotError>(file, |block| {
+            let items: Vec<(Kind, &[u8])> = block.slices().map(|c| (Kind::Blob, c)).collect();
+            let sizes: Vec<u64> = items.iter().map(|(_, c)| c.len() as u64).collect();
+            let n: u64 = sizes.iter().sum();
+            let (got, raw, stored) = writer.put_batch_with(items, None, policy)?;
+            if !judged && raw >= (4 << 20) {
+                judged = true;
+                if (stored as f64) > raw as f64 * (1.0 - MIN_SAVING) {
+                    policy.level = 0;
+                }
+            }
+            chunks.extend(
+                got.into_iter()
+                    .zip(sizes)
+                    .map(|(id, size)| ChunkRef { id, size }),
+            );
+            read += n;
+            progress.advance(n);
+            Ok(())
+        })
         .map_err(|err| match err {
             SnapshotError::Io { source, .. } => io_err(&e.abs)(source),
             other => other,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::codec::{self, Codec};
+use super::codec::{self, Codec, CompressionPolicy};
 use super::db::{Batch, Session};
 use super::pack::{PackWriter, PACK_ROLLOVER};
 use super::{io_err, now_secs, Result, Store, StoreError};
@@ -31,7 +31,7 @@ pub struct ObjectWriter<'s> {
 }
 
 /// How long a writer keeps the index between batches before letting other processes in.
-const HOLD: Duration = Duration::from_millis(150);
+const HOLD: Duration = Duration::from_millis(300);
 
 impl<'s> ObjectWriter<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
@@ -140,14 +140,26 @@ impl<'s> ObjectWriter<'s> {
 
     /// Stores a batch of objects, returning their ids in order. Objects the store already has
     /// are not written again. Uses `session` to ask the index when given, else a short one.
-    pub fn put_batch(
+    pub fn put_batch<B: AsRef<[u8]> + Send + Sync>(
         &mut self,
-        items: Vec<(Kind, Vec<u8>)>,
+        items: Vec<(Kind, B)>,
         session: Option<&Session>,
     ) -> Result<Vec<ObjectId>> {
+        let policy = self.store.compression();
+        Ok(self.put_batch_with(items, session, policy)?.0)
+    }
+
+    /// [`put_batch`](Self::put_batch) with an explicit compression policy; also returns the
+    /// raw and stored bytes of the objects it wrote, so callers can judge compression.
+    pub fn put_batch_with<B: AsRef<[u8]> + Send + Sync>(
+        &mut self,
+        items: Vec<(Kind, B)>,
+        session: Option<&Session>,
+        policy: CompressionPolicy,
+    ) -> Result<(Vec<ObjectId>, u64, u64)> {
         let ids: Vec<ObjectId> = items
             .par_iter()
-            .map(|(kind, content)| hash_object(*kind, content))
+            .map(|(kind, content)| hash_object(*kind, content.as_ref()))
             .collect();
         // Which ids are neither ours nor known, without repeats.
         let mut seen = HashSet::new();
@@ -174,30 +186,32 @@ impl<'s> ObjectWriter<'s> {
         for id in &present {
             self.relied.insert(*id);
         }
-        let policy = self.store.compression();
         let mut want: HashSet<ObjectId> = unknown
             .into_iter()
             .filter(|id| !present.contains(id))
             .collect();
-        let todo: Vec<(ObjectId, Kind, Vec<u8>)> = items
-            .into_iter()
+        let todo: Vec<(ObjectId, Kind, &[u8])> = items
+            .iter()
             .zip(ids.iter())
-            .filter_map(|((kind, content), id)| want.remove(id).then_some((*id, kind, content)))
-            .collect();
-        let encoded: Vec<(ObjectId, Kind, u64, Codec, Vec<u8>)> = todo
-            .into_par_iter()
-            .map(|(id, kind, content)| {
-                let raw_len = content.len() as u64;
-                match codec::compress(&content, policy) {
-                    (codec, Some(c)) => (id, kind, raw_len, codec, c),
-                    (codec, None) => (id, kind, raw_len, codec, content),
-                }
+            .filter_map(|((kind, content), id)| {
+                want.remove(id).then_some((*id, *kind, content.as_ref()))
             })
             .collect();
-        for (id, kind, raw_len, codec, bytes) in encoded {
-            self.append(id, kind, raw_len, codec, &bytes)?;
+        let encoded: Vec<(ObjectId, Kind, &[u8], Codec, Option<Vec<u8>>)> = todo
+            .into_par_iter()
+            .map(|(id, kind, content)| {
+                let (codec, c) = codec::compress(content, policy);
+                (id, kind, content, codec, c)
+            })
+            .collect();
+        let (mut raw_total, mut stored_total) = (0u64, 0u64);
+        for (id, kind, content, codec, compressed) in encoded {
+            let bytes: &[u8] = compressed.as_deref().unwrap_or(content);
+            raw_total += content.len() as u64;
+            stored_total += bytes.len() as u64;
+            self.append(id, kind, content.len() as u64, codec, bytes)?;
         }
-        Ok(ids)
+        Ok((ids, raw_total, stored_total))
     }
 
     /// Appends a record received from elsewhere, already verified against its id by the
