@@ -532,7 +532,7 @@ pub fn store_code(
 /// Snapshots a folder (a tree) or a single file or link.
 fn snapshot_path(ingest: &mut Ingest<'_, '_>, abs: &Path) -> Result<Snapshot> {
     let (entries, _skipped) = walk::walk(abs, false)?;
-    let md = std::fs::symlink_metadata(abs).map_err(io_err(abs))?;
+    let md = std::fs::metadata(abs).map_err(io_err(abs))?;
     if md.is_dir() {
         Ok(ingest.tree(entries)?)
     } else {
@@ -587,10 +587,7 @@ fn snapshot_code(
             (entries, None)
         }
     };
-    let snap = if std::fs::symlink_metadata(dir)
-        .map(|m| m.is_dir())
-        .unwrap_or(false)
-    {
+    let snap = if std::fs::metadata(dir).map(|m| m.is_dir()).unwrap_or(false) {
         ingest.tree(entries)?
     } else {
         // A single code file: store it as a tree holding that file.
@@ -605,10 +602,7 @@ fn snapshot_code(
             .collect();
         ingest.tree(entries)?
     };
-    let path = if std::fs::symlink_metadata(dir)
-        .map(|m| m.is_dir())
-        .unwrap_or(false)
-    {
+    let path = if std::fs::metadata(dir).map(|m| m.is_dir()).unwrap_or(false) {
         repo.relative(dir)
     } else {
         dir.parent().and_then(|p| repo.relative(p))
@@ -644,7 +638,7 @@ fn snapshot_artifacts(
     }
     for (rel, abs) in &pairs {
         let (entries, _) = walk::walk(abs, false)?;
-        let md = std::fs::symlink_metadata(abs).map_err(io_err(abs))?;
+        let md = std::fs::metadata(abs).map_err(io_err(abs))?;
         if md.is_dir() && !rel.as_os_str().is_empty() {
             let mut root =
                 walk::entry_from_metadata(rel.clone(), abs.clone(), &md).ok_or_else(|| {

@@ -1,7 +1,7 @@
 //! The repository configuration file, `.cairn/config` (TOML).
 //!
-//! It records the store format and user settings: the author identity, compression, and which
-//! metrics are better when higher. Unknown keys are kept on rewrite by editing the document.
+//! It records the store format and user settings: the author identity and compression.
+//! Unknown keys are ignored, so older versions of cairn can read newer files.
 
 use std::path::{Path, PathBuf};
 
@@ -28,17 +28,10 @@ pub struct Core {
     /// zstd level for new content (0 stores raw).
     #[serde(default = "default_level")]
     pub compression_level: i32,
-    /// Branch created by `init`.
-    #[serde(default = "default_branch")]
-    pub default_branch: String,
 }
 
 fn default_level() -> i32 {
     1
-}
-
-fn default_branch() -> String {
-    "main".into()
 }
 
 impl Default for Core {
@@ -46,7 +39,6 @@ impl Default for Core {
         Core {
             format: crate::store::STORE_FORMAT,
             compression_level: default_level(),
-            default_branch: default_branch(),
         }
     }
 }
@@ -85,8 +77,7 @@ impl Config {
              # Store format version; do not edit.\n\
              format = {}\n\
              # zstd level for new content; 0 stores everything raw.\n\
-             compression_level = 1\n\
-             default_branch = \"main\"\n\n\
+             compression_level = 1\n\n\
              [user]\n\
              # Recorded as the author of runs; git's user.name/user.email are used when unset.\n\
              # name = \"Ada Lovelace\"\n\

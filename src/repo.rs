@@ -155,3 +155,20 @@ pub fn now_ms() -> i64 {
 pub fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
+
+/// `path` with `.` and `..` components resolved lexically (no file system access).
+pub fn clean_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}

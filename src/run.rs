@@ -94,14 +94,17 @@ pub struct RunOptions {
     /// What to record. `command` is required and `cwd` is where it runs. `code` is stored when
     /// the command starts (unless `code_state` is given); `artifacts` are the outputs, stored
     /// when it ends (missing ones are skipped with a warning); `metrics_files` are read when it
-    /// ends, leniently; `params_files` and `params` are merged over `base_params`.
+    /// ends, leniently; `params_files`, `params_override` and `params` are merged in that order.
     pub request: CommitRequest,
     /// Environment variables to record besides [`DEFAULT_ENV`] (`*` matches any text).
     pub env_allow: Vec<String>,
     /// Variables set for the command (over cairn's own environment).
     pub child_env: Vec<(String, String)>,
-    /// Params to start from (those of a run being reproduced).
-    pub base_params: Option<params::Params>,
+    /// Params merged over the params files (those of a run being reproduced).
+    pub params_override: Option<params::Params>,
+    /// Paths recorded for reproduction (working folder, outputs, metrics and params files) are
+    /// relative to this folder; the repository root when absent.
+    pub path_root: Option<PathBuf>,
 }
 
 /// Receives what happens during a run; the command line shows it. All methods have empty
@@ -436,13 +439,14 @@ fn absolute(cwd: &Path, p: &Path) -> PathBuf {
     }
 }
 
-/// A path as recorded for reproduction: relative to the repository root when inside it.
-fn recorded_path(repo: &Repo, abs: &Path) -> String {
+/// A path as recorded: relative to `root` when inside it (`.` for `root` itself).
+fn recorded_path(root: &Path, abs: &Path) -> String {
     let clean = clean_path(abs);
-    repo.relative(&clean)
-        .unwrap_or(clean)
-        .to_string_lossy()
-        .into_owned()
+    match clean.strip_prefix(root) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
+        Ok(rel) => rel.to_string_lossy().into_owned(),
+        Err(_) => clean.to_string_lossy().into_owned(),
+    }
 }
 
 /// Removes `.` and resolves `..` lexically.
@@ -460,15 +464,18 @@ fn clean_path(p: &Path) -> PathBuf {
     out
 }
 
-/// The merged params: `base`, then files, then `KEY=VALUE` assignments.
+/// The merged params: files, then `params_override`, then `KEY=VALUE` assignments.
 pub fn merged_params(opts: &RunOptions) -> Result<params::Params> {
     let req = &opts.request;
-    let mut merged = opts.base_params.clone().unwrap_or_default();
+    let mut merged = params::Params::new();
     for f in &req.params_files {
         params::merge(
             &mut merged,
             params::load_params_file(&absolute(&req.cwd, f))?,
         );
+    }
+    if let Some(o) = &opts.params_override {
+        params::merge(&mut merged, o.clone());
     }
     for a in &req.params {
         let (path, value) = params::parse_assignment(a)?;
@@ -532,7 +539,7 @@ pub fn preview(repo: &Repo, opts: &RunOptions) -> Result<Preview> {
     let state = |p: &Path| {
         let abs = absolute(&req.cwd, p);
         PathState {
-            path: recorded_path(repo, &abs),
+            path: recorded_path(repo.root(), &abs),
             exists: std::fs::symlink_metadata(&abs).is_ok(),
         }
     };
@@ -552,7 +559,7 @@ pub fn preview(repo: &Repo, opts: &RunOptions) -> Result<Preview> {
                     .count()
             });
             Some(CodePreview {
-                path: recorded_path(repo, &abs),
+                path: recorded_path(repo.root(), &abs),
                 commit: g.as_ref().and_then(|g| g.commit.clone()),
                 branch: g.as_ref().and_then(|g| g.branch.clone()),
                 dirty: g.as_ref().is_some_and(|g| g.dirty),
@@ -942,7 +949,7 @@ pub fn execute(
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..])
         .current_dir(&req.cwd)
-        .stdin(Stdio::inherit())
+        .stdin(stdin_for_child())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -1043,18 +1050,28 @@ pub fn execute(
         env.insert(keys::GPU.into(), g);
     }
     env.insert(keys::USER.into(), user_name());
-    env.insert(keys::CWD.into(), recorded_path(repo, &req.cwd));
+    let root = opts.path_root.as_deref().unwrap_or(repo.root());
+    env.insert(keys::CWD.into(), recorded_path(root, &req.cwd));
     let list = |paths: &[PathBuf]| {
         serde_json::to_string(
             &paths
                 .iter()
-                .map(|p| recorded_path(repo, p))
+                .map(|p| recorded_path(root, p))
                 .collect::<Vec<_>>(),
         )
         .unwrap_or_default()
     };
-    if !outputs_abs.is_empty() {
-        env.insert(keys::OUTPUTS.into(), list(&outputs_abs));
+    let all_outputs: Vec<PathBuf> = outputs_abs
+        .iter()
+        .cloned()
+        .chain(
+            req.named_artifacts
+                .iter()
+                .map(|(_, p)| absolute(&req.cwd, p)),
+        )
+        .collect();
+    if !all_outputs.is_empty() {
+        env.insert(keys::OUTPUTS.into(), list(&all_outputs));
     }
     if !metrics_abs.is_empty() {
         env.insert(keys::METRICS.into(), list(&metrics_abs));
@@ -1109,6 +1126,18 @@ pub fn execute(
                 work.dir.display()
             )))
         }
+    }
+}
+
+/// The command runs in a process group of its own (so that signals reach all its processes),
+/// which is not the terminal's foreground group: reading from the terminal would stop it.
+/// So it gets cairn's stdin when that is a file or a pipe, and no input when it is a terminal.
+fn stdin_for_child() -> Stdio {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        Stdio::null()
+    } else {
+        Stdio::inherit()
     }
 }
 

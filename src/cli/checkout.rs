@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let id = super::resolve(&session, &a.run)?;
     let run = session.read_run(&id)?;
     let target = match &a.output {
-        Some(o) => ctx.cwd.join(o),
+        Some(o) => cairn::repo::clean_path(&ctx.cwd.join(o)),
         None => repo.root().to_path_buf(),
     };
     let parts = cairn::checkout::Parts {

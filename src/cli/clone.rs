@@ -28,7 +28,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let url = cairn::remote::normalize_url(&a.url, &ctx.cwd)?;
     let dir = match a.dir {
-        Some(d) => ctx.cwd.join(d),
+        Some(d) => cairn::repo::clean_path(&ctx.cwd.join(d)),
         None => {
             let last = url
                 .trim_end_matches('/')

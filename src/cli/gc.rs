@@ -27,9 +27,13 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         grace_secs: if a.prune_now { 0 } else { a.grace },
     };
     let r = cairn::gc::gc(&session, opts)?;
-    let verb = if a.dry_run { "would remove" } else { "removed" };
+    let (verb, rewrite) = if a.dry_run {
+        ("would remove", "would rewrite")
+    } else {
+        ("removed", "rewrote")
+    };
     println!(
-        "{verb} {} object(s) ({}) and {} pack file(s); rewrote {} pack(s); kept {} object(s)",
+        "{verb} {} object(s) ({}) and {} pack file(s); {rewrite} {} pack(s); kept {} object(s)",
         r.removed_objects,
         size(r.removed_bytes),
         r.removed_packs,

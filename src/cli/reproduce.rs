@@ -136,14 +136,22 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             .and_then(|v| serde_json::from_str(v).ok())
             .unwrap_or_default()
     };
-    // Params files that were not part of the code snapshot are written back from the params.
+    // Params files that were not part of the code snapshot are written back from the params;
+    // the run's params are merged over them, so the new run has exactly the same.
+    let mut params_files = Vec::new();
     for p in list(keys::PARAMS) {
         let path = under(&p);
         if !path.exists() && !Path::new(&p).is_absolute() {
             write_params(&path, &run.params)?;
         }
+        if path.exists() {
+            params_files.push(path);
+        }
     }
-    let cwd = under(run.env.get(keys::CWD).map(String::as_str).unwrap_or("."));
+    let cwd = match run.env.get(keys::CWD).map(String::as_str) {
+        None | Some(".") => dir.clone(),
+        Some(p) => under(p),
+    };
     std::fs::create_dir_all(&cwd)?;
 
     let vars: Vec<(String, String)> = run
@@ -173,6 +181,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             code_state: run.code.clone(),
             data_refs: run.data.clone(),
             metrics_files: list(keys::METRICS).iter().map(|p| under(p)).collect(),
+            params_files,
             artifacts,
             named_artifacts: named,
             tags: run.tags.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -182,7 +191,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         },
         env_allow: vars.iter().map(|(k, _)| k.clone()).collect(),
         child_env: if a.fresh_env { Vec::new() } else { vars },
-        base_params: Some(run.params.clone()),
+        params_override: Some(run.params.clone()),
+        path_root: Some(dir.clone()),
     };
     let mut term = super::run::Terminal::new(ctx.quiet);
     let progress = ctx.progress();

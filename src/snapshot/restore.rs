@@ -98,7 +98,7 @@ fn check_relative(rel: &Path) -> Result<()> {
 /// Checks a link target: relative, staying inside the target folder, not into `.cairn`/`.git`,
 /// and never passing through another link (`links` are the links being restored; links already
 /// on disk under `root` count too), so a chain of links cannot climb out either.
-fn check_link_target(
+pub(crate) fn check_link_target(
     rel: &Path,
     target: &[u8],
     links: &HashSet<PathBuf>,
@@ -179,7 +179,12 @@ enum Existing {
 fn compare_existing(session: &Session, path: &Path, item: &RestoreItem) -> Result<Existing> {
     let md = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Absent),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            return Ok(Existing::Absent)
+        }
         Err(e) => return Err(io_err(path)(e)),
     };
     let ft = md.file_type();

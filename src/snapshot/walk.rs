@@ -101,7 +101,8 @@ pub fn check_rel(rel: &Path, abs: &Path) -> Result<()> {
 /// Lists a folder or a single file. `git_ignores` also honours `.gitignore` files.
 /// Returns the entries (root excluded) and the paths skipped (special files).
 pub fn walk(root: &Path, git_ignores: bool) -> Result<(Vec<WalkEntry>, Vec<PathBuf>)> {
-    let md = std::fs::symlink_metadata(root).map_err(io_err(root))?;
+    // The root named by the user is followed when it is a link; links below it are not.
+    let md = std::fs::metadata(root).map_err(io_err(root))?;
     let mut skipped = Vec::new();
     if !md.is_dir() {
         return match entry_from_metadata(PathBuf::new(), root.to_path_buf(), &md) {
@@ -154,11 +155,35 @@ pub fn walk(root: &Path, git_ignores: bool) -> Result<(Vec<WalkEntry>, Vec<PathB
     let mut out = Vec::with_capacity(stats.len());
     for s in stats {
         match s? {
-            Ok(e) => out.push(e),
+            Ok(e) => {
+                if e.kind == WalkKind::Symlink {
+                    check_link(&e)?;
+                }
+                out.push(e)
+            }
             Err(special) => skipped.push(special),
         }
     }
     Ok((out, skipped))
+}
+
+/// Refuses a link that checkout could not restore: one pointing outside the snapshot.
+fn check_link(e: &WalkEntry) -> Result<()> {
+    let target = std::fs::read_link(&e.abs).map_err(io_err(&e.abs))?;
+    super::restore::check_link_target(
+        &e.rel,
+        std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()),
+        &std::collections::HashSet::new(),
+        None,
+    )
+    .map(|_| ())
+    .map_err(|err| match err {
+        SnapshotError::BadPath { reason, .. } => SnapshotError::BadPath {
+            path: e.abs.clone(),
+            reason: format!("{reason}; cairn stores links that stay inside the snapshot only (copy the target in, or exclude the link in .cairnignore)"),
+        },
+        other => other,
+    })
 }
 
 /// Lists the given files (relative to `root`), as a git index names them. Missing files are

@@ -229,7 +229,12 @@ impl<'s> Session<'s> {
             return Ok(f.clone());
         }
         let path = self.store.pack_path(pack);
-        let f = Arc::new(File::open(&path).map_err(io_err(&path))?);
+        let mut file = File::open(&path).map_err(io_err(&path))?;
+        pack::check_pack_header(&mut file).map_err(|reason| StoreError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+        })?;
+        let f = Arc::new(file);
         files.insert(pack, f.clone());
         Ok(f)
     }
