@@ -780,6 +780,13 @@ fn checkout_of_committed_links_never_points_outside_the_target() {
     std::fs::create_dir_all(env.path("d")).unwrap();
     std::os::unix::fs::symlink(".", env.path("d/l")).unwrap();
     std::os::unix::fs::symlink("l/../..", env.path("d/m")).unwrap();
+    // Commit refuses a link that leaves the snapshot, naming it; nothing is recorded.
+    let err = env.fails(&["commit", "-q", "--data", "d"]);
+    assert!(err.contains("d/m") && err.contains("outside"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    // Without the escaping link the rest commits, and checkout stays inside the target.
+    std::fs::remove_file(env.path("d/m")).unwrap();
+    std::os::unix::fs::symlink("l/x", env.path("d/m")).unwrap();
     let run = env.commit(&["--data", "d"]);
     let s = Sentinel::new(&env, "sentinel");
     let out = env.run(&["checkout", &run, "-o", &s.target_arg()]);
