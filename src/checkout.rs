@@ -129,3 +129,16 @@ pub fn restore_node(
     }
     Ok(restore::restore(session, parent, &items, force, progress)?)
 }
+
+/// Restores the contents of tree `id` directly into `target`.
+pub fn restore_tree_into(
+    session: &Session,
+    id: ObjectId,
+    target: &Path,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<RestoreReport> {
+    let mut items = Vec::new();
+    plan_tree(session, &id, Path::new(""), &mut items)?;
+    Ok(restore::restore(session, target, &items, force, progress)?)
+}

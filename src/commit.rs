@@ -483,7 +483,8 @@ pub fn store_code(
     let dir = resolve_input(cwd, code, "--code")?;
     let store = repo.store();
     let mut writer = store.writer();
-    let result = (|| -> Result<(CodeState, Vec<(Vec<u8>, crate::store::StatEntry)>)> {
+    type StatUpdates = Vec<(Vec<u8>, crate::store::StatEntry)>;
+    let result = (|| -> Result<(CodeState, StatUpdates)> {
         let mut ingest = Ingest::new(&mut writer, progress);
         let mut extra_blobs = Vec::new();
         let mut state = snapshot_code(repo, &mut ingest, &dir, exclude, &mut extra_blobs)?;

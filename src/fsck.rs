@@ -93,6 +93,21 @@ pub(crate) fn references(
             }
             v
         }
+        Kind::Model => {
+            const MODEL: &[Kind] = &[Kind::Model];
+            let e = crate::object::ModelEvent::decode(raw).map_err(|e| e.to_string())?;
+            let mut v: Vec<(ObjectId, &'static [Kind])> = Vec::new();
+            if let Some(p) = e.previous {
+                v.push((p, MODEL));
+            }
+            if let Some(r) = e.run {
+                v.push((r, RUN));
+            }
+            if let Some(c) = e.content {
+                v.push((c, TREE_OR_FILE));
+            }
+            v
+        }
         Kind::Note => {
             let note = Note::decode(raw).map_err(|e| e.to_string())?;
             let mut v = vec![(note.run, RUN)];

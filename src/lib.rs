@@ -42,6 +42,7 @@ pub mod progress;
 pub mod project;
 pub mod query;
 pub mod refs;
+pub mod registry;
 pub mod remote;
 pub mod repo;
 pub mod revision;

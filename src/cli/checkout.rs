@@ -35,6 +35,45 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let repo = ctx.repo()?;
     let session = repo.store().session()?;
+    // A model version restores its registered files, unless parts of its run are asked for.
+    if let Some(parsed) = cairn::registry::parse_spec(&a.run) {
+        if !(a.code || a.data || a.artifacts) {
+            let (name, sel) = parsed?;
+            let v = cairn::registry::resolve(&session, &name, &sel)?;
+            let run = session.read_run(&v.run)?;
+            let target = match &a.output {
+                Some(o) => cairn::repo::clean_path(&ctx.cwd.join(o)),
+                None => ctx.cwd.clone(),
+            };
+            let node = cairn::view::lookup(&session, &run, &a.run, &v.path)?;
+            let leaf = v.path.rsplit('/').next().unwrap_or("model").to_string();
+            let progress = ctx.progress();
+            let report = match node {
+                cairn::view::Node::Leaf { kind, id, size } => cairn::checkout::restore_node(
+                    &session,
+                    kind,
+                    id,
+                    size,
+                    &target.join(&leaf),
+                    a.force,
+                    &progress,
+                )?,
+                cairn::view::Node::Tree(id) => {
+                    cairn::checkout::restore_tree_into(&session, id, &target, a.force, &progress)?
+                }
+                _ => anyhow::bail!("{}: the registered path is not a file or folder", a.run),
+            };
+            ctx.status(format!(
+                "Restored {name}@v{} into {}: {} file(s) written ({}), {} unchanged",
+                v.version,
+                target.display(),
+                report.written,
+                size(report.bytes),
+                report.unchanged
+            ));
+            return Ok(0);
+        }
+    }
     let id = super::resolve(&session, &a.run)?;
     let run = session.read_run(&id)?;
     let target = match &a.output {

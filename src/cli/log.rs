@@ -113,6 +113,21 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             );
         }
         cur = run.parents.first().copied();
+        // A partially fetched run's ancestors may be on the remote only.
+        if let Some(p) = cur {
+            if !session.contains(&p)? {
+                if !a.json {
+                    println!(
+                        "{}",
+                        style.dim(&format!(
+                            "... earlier runs (from {}) are not in this repository",
+                            p.short()
+                        ))
+                    );
+                }
+                break;
+            }
+        }
     }
     if a.json {
         super::output::print_json(&json)?;

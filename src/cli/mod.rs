@@ -15,6 +15,7 @@ mod gc;
 mod init;
 mod log;
 mod ls;
+mod model;
 mod note;
 mod output;
 mod progress;
@@ -70,6 +71,7 @@ pub enum Command {
     Find(find::Args),
     Reindex(reindex::Args),
     Remote(remote::Args),
+    Model(model::Args),
     Push(push::Args),
     Fetch(fetch::Args),
     Pull(pull::Args),
@@ -149,6 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Find(a) => find::run(&ctx, a),
         Command::Reindex(a) => reindex::run(&ctx, a),
         Command::Remote(a) => remote::run(&ctx, a),
+        Command::Model(a) => model::run(&ctx, a),
         Command::Push(a) => push::run(&ctx, a),
         Command::Fetch(a) => fetch::run(&ctx, a),
         Command::Pull(a) => pull::run(&ctx, a),

@@ -35,7 +35,7 @@ fn latest(live: &LiveRun) -> Option<String> {
         .series
         .iter()
         .take(6)
-        .filter_map(|(k, s)| Some(format!("{k} {}", number(s.last()))))
+        .map(|(k, s)| format!("{k} {}", number(s.last())))
         .collect();
     let more = m.series.len().saturating_sub(6);
     Some(format!(

@@ -35,7 +35,7 @@ fn metric_lines(s: &Style, metrics: &[(String, Vec<(i64, f64)>)], width: usize) 
     let mut out = Vec::new();
     for (name, points) in metrics {
         let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
-        let last = points.iter().max_by_key(|(st, _)| *st).map(|p| *p);
+        let last = points.iter().max_by_key(|(st, _)| *st).copied();
         let finite = values.iter().copied().filter(|v| v.is_finite());
         let min = finite.clone().reduce(f64::min);
         let max = finite.reduce(f64::max);

@@ -6,11 +6,13 @@
 //! content, never on how a store compresses or packs it. `docs/format.md` specifies each kind.
 
 mod chunked;
+mod model;
 mod note;
 mod run;
 mod tree;
 
 pub use chunked::{ChunkRef, ChunkedFile};
+pub use model::ModelEvent;
 pub use note::Note;
 pub use run::{ArtifactsRef, CodeState, DataRef, GitInfo, MetricSummary, Run, RUN_FORMAT};
 pub use tree::{validate_name, EntryKind, Tree, TreeEntry};
@@ -30,6 +32,8 @@ pub enum Kind {
     Run,
     /// An annotation attached to a run after the fact.
     Note,
+    /// A model-registry event.
+    Model,
 }
 
 impl Kind {
@@ -41,6 +45,7 @@ impl Kind {
             Kind::Tree => "tree",
             Kind::Run => "run",
             Kind::Note => "note",
+            Kind::Model => "model",
         }
     }
 
@@ -52,6 +57,7 @@ impl Kind {
             Kind::Tree => 3,
             Kind::Run => 4,
             Kind::Note => 5,
+            Kind::Model => 6,
         }
     }
 
@@ -63,6 +69,7 @@ impl Kind {
             3 => Kind::Tree,
             4 => Kind::Run,
             5 => Kind::Note,
+            6 => Kind::Model,
             _ => return None,
         })
     }

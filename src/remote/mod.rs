@@ -100,11 +100,11 @@ pub fn normalize_url(url: &str, cwd: &Path) -> Result<String> {
         });
     }
     let p = Path::new(path);
-    let abs = if p.is_absolute() {
+    let abs = crate::repo::clean_path(&if p.is_absolute() {
         p.to_path_buf()
     } else {
         cwd.join(p)
-    };
+    });
     Ok(abs.to_string_lossy().into_owned())
 }
 

@@ -19,6 +19,7 @@ use crate::hash::ObjectId;
 use crate::object::{hash_object, Kind};
 use crate::progress::Progress;
 use crate::refs::{self, BRANCH_PREFIX, NOTES_REF, TAG_PREFIX};
+use crate::registry::MODEL_PREFIX;
 use crate::repo::Repo;
 use crate::store::pack::{self, RECORD_HEADER_LEN};
 use crate::store::{codec, Batch, ObjectWriter, Session, StoreError};
@@ -163,6 +164,11 @@ fn refs_to_push(session: &Session, opts: &PushOptions) -> Result<Vec<(String, Ob
         if let Some(n) = refs::get_id(session, NOTES_REF)? {
             out.push((NOTES_REF.to_string(), n));
         }
+        for (name, v) in session.refs(MODEL_PREFIX)? {
+            if let crate::store::RefValue::Id(id) = v {
+                out.push((name, id));
+            }
+        }
     }
     if opts.tags {
         for (t, id) in refs::tags(session)? {
@@ -170,7 +176,10 @@ fn refs_to_push(session: &Session, opts: &PushOptions) -> Result<Vec<(String, Ob
         }
     }
     for name in &opts.refs {
-        let full = if name.starts_with("refs/") {
+        let full = if let Some(m) = name.strip_prefix("model:") {
+            let m = m.split('@').next().unwrap_or(m);
+            format!("{MODEL_PREFIX}{m}")
+        } else if name.starts_with("refs/") {
             name.clone()
         } else if refs::get_id(session, &format!("{BRANCH_PREFIX}{name}"))?.is_some() {
             format!("{BRANCH_PREFIX}{name}")
@@ -603,7 +612,16 @@ fn remote_refs(t: &dyn Transport, names: &[String]) -> Result<Vec<(String, RefVe
                 .strip_prefix(BRANCH_PREFIX)
                 .or_else(|| name.strip_prefix(TAG_PREFIX))
                 .unwrap_or(&name);
-            if !names.iter().any(|n| n == short || n == &name) {
+            let model = name.strip_prefix(MODEL_PREFIX);
+            let wanted = names.iter().any(|n| {
+                n == short
+                    || n == &name
+                    || (model.is_some()
+                        && n.strip_prefix("model:")
+                            .map(|m| m.split('@').next().unwrap_or(m))
+                            == model)
+            });
+            if !wanted {
                 continue;
             }
         }
@@ -638,6 +656,18 @@ fn fetch_with(
     let rrefs = remote_refs(t.as_ref(), &opts.refs)?;
     let mut id_roots = Vec::new();
     for n in &opts.refs {
+        if let Some(m) = n.strip_prefix("model:") {
+            let m = m.split('@').next().unwrap_or(m);
+            if !rrefs
+                .iter()
+                .any(|(full, _)| full.strip_prefix(MODEL_PREFIX) == Some(m))
+            {
+                return Err(Error::Refused(format!(
+                    "remote {remote} has no model named '{m}'"
+                )));
+            }
+            continue;
+        }
         let is_ref = rrefs.iter().any(|(full, _)| {
             full == n
                 || full.strip_prefix(BRANCH_PREFIX) == Some(n)
@@ -701,7 +731,21 @@ fn fetch_with(
             };
             return fetch_only(&mut f, *root, path, &mut partial, progress);
         }
-        let mut roots: Vec<ObjectId> = rrefs.iter().map(|(_, v)| v.id).collect();
+        let mut roots: Vec<ObjectId> = Vec::new();
+        for (name, v) in &rrefs {
+            // A model named with a version or stage: its history, and that version's run only.
+            let selected = name.strip_prefix(MODEL_PREFIX).and_then(|m| {
+                opts.refs.iter().find_map(|n| {
+                    let spec = n.strip_prefix("model:")?;
+                    let (mn, sel) = spec.split_once('@')?;
+                    (mn == m).then(|| sel.to_string())
+                })
+            });
+            match selected {
+                Some(sel) => fetch_model_version(&mut f, name, v.id, &sel, &mut partial, progress)?,
+                None => roots.push(v.id),
+            }
+        }
         roots.extend(&id_roots);
         f.fetch(&roots, true, progress)?;
         Ok(())
@@ -724,7 +768,7 @@ fn fetch_with(
     }
     if opts.only.is_none() {
         for (id, kind) in &f.got {
-            if *kind != Kind::Blob && session.is_partial(id)? {
+            if *kind != Kind::Blob && !partial.contains(id) && session.is_partial(id)? {
                 batch.remove_partial(id);
             }
         }
@@ -751,6 +795,8 @@ fn fetch_with(
                 }
             } else if name == NOTES_REF {
                 format!("refs/remotes/{remote}/notes/runs")
+            } else if let Some(m) = name.strip_prefix(MODEL_PREFIX) {
+                format!("refs/remotes/{remote}/models/{m}")
             } else {
                 continue;
             };
@@ -759,21 +805,112 @@ fn fetch_with(
                 refs::update(&session, &local, old, Some(v.id))?;
                 report.updated.push((local, v.id));
             }
-            // Notes: fast-forward the local chain when possible.
-            if name == NOTES_REF {
-                let mine = refs::get_id(&session, NOTES_REF)?;
+            // Notes and models: fast-forward the local chain when possible.
+            if name == NOTES_REF || name.starts_with(MODEL_PREFIX) {
+                let mine = refs::get_id(&session, name)?;
                 let ff = match mine {
                     None => true,
                     Some(m) => m != v.id && is_ancestor(&session, &m, &v.id)?,
                 };
                 if ff {
-                    refs::update(&session, NOTES_REF, mine, Some(v.id))?;
+                    refs::update(&session, name, mine, Some(v.id))?;
+                    report.updated.push((name.clone(), v.id));
                 }
             }
         }
     }
     session.flush()?;
     Ok(report)
+}
+
+/// Fetches a model's history (event objects only) and the run of the version `sel` names.
+fn fetch_model_version(
+    f: &mut Fetcher<'_, '_>,
+    name: &str,
+    head: ObjectId,
+    sel: &str,
+    partial: &mut Vec<ObjectId>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut chain = Vec::new();
+    let mut cur = Some(head);
+    let mut seen = HashSet::new();
+    while let Some(id) = cur {
+        if !seen.insert(id) {
+            break;
+        }
+        let raw = {
+            let session = f.repo.store().session()?;
+            if session.contains(&id)? {
+                Some(session.read(&id)?.1)
+            } else {
+                None
+            }
+        };
+        let raw = match raw {
+            Some(r) => r,
+            None => f
+                .fetch(&[id], false, progress)?
+                .remove(&id)
+                .ok_or_else(|| Error::Refused(format!("model event {id} could not be fetched")))?,
+        };
+        let e = crate::object::ModelEvent::decode(&raw)
+            .map_err(|source| StoreError::Decode { id, source })?;
+        cur = e.previous;
+        partial.push(id);
+        chain.push(e);
+    }
+    chain.reverse();
+    let model_name = name.strip_prefix(MODEL_PREFIX).unwrap_or(name);
+    // Replay to find the version; the same rules as the registry.
+    let mut versions: HashMap<u32, ObjectId> = HashMap::new();
+    let mut stages: HashMap<String, u32> = HashMap::new();
+    let mut latest = 0;
+    for e in &chain {
+        match (e.action.as_str(), e.version, e.run, e.stage.clone()) {
+            ("register", Some(v), Some(run), _) => {
+                versions.insert(v, run);
+                latest = latest.max(v);
+            }
+            ("stage", Some(v), _, Some(s)) => {
+                stages.insert(s, v);
+            }
+            ("unstage", _, _, Some(s)) => {
+                stages.remove(&s);
+            }
+            _ => {}
+        }
+    }
+    let version = match sel.strip_prefix('v').and_then(|d| d.parse::<u32>().ok()) {
+        Some(v) => v,
+        None => *stages.get(sel).ok_or_else(|| {
+            Error::Refused(format!(
+                "remote model {model_name} has no version in stage '{sel}'"
+            ))
+        })?,
+    };
+    let run = *versions.get(&version).ok_or_else(|| {
+        Error::Refused(format!(
+            "remote model {model_name} has no version v{version}"
+        ))
+    })?;
+    // The run and what it is made of, but not its ancestors: only this version travels.
+    let raw = match f.fetch(&[run], false, progress)?.remove(&run) {
+        Some(raw) => raw,
+        None => f.repo.store().session()?.read(&run)?.1,
+    };
+    let r = crate::object::Run::decode(&raw)
+        .map_err(|source| StoreError::Decode { id: run, source })?;
+    let roots: Vec<ObjectId> = r
+        .references()
+        .into_iter()
+        .filter(|id| !r.parents.contains(id))
+        .collect();
+    if !r.parents.is_empty() {
+        partial.push(run);
+    }
+    f.fetch(&roots, true, progress)?;
+    Ok(())
 }
 
 /// Fetches the run, the trees on the way to `path`, and everything below `path`.
