@@ -17,9 +17,14 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
-    let (run_spec, path) = match (a.path, a.spec.split_once(':')) {
+    // `model:NAME@STAGE:PATH` has a colon in the run part too.
+    let split = match a.spec.strip_prefix("model:") {
+        Some(rest) => rest.split_once(':').map(|(r, p)| (format!("model:{r}"), p.to_string())),
+        None => a.spec.split_once(':').map(|(r, p)| (r.to_string(), p.to_string())),
+    };
+    let (run_spec, path) = match (a.path, split) {
         (Some(p), _) => (a.spec.clone(), p),
-        (None, Some((r, p))) => (r.to_string(), p.to_string()),
+        (None, Some((r, p))) => (r, p),
         (None, None) => anyhow::bail!(
             "{}: expected RUN:PATH, for example HEAD:artifacts/model.pt",
             a.spec
