@@ -514,6 +514,10 @@ pub fn store_code(
             }
         },
     };
+    // Unchanged code (everything already stored, stat cache up to date): nothing to publish.
+    if writer.new_objects() == 0 && stats.is_empty() && session.contains(&state.tree)? {
+        return Ok(state);
+    }
     let mut batch = Batch::default();
     let published = writer.publish(&session, &mut batch).and_then(|()| {
         for (k, e) in &stats {

@@ -509,6 +509,7 @@ impl Parser {
             }
             _ => return self.err("expected an operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN)"),
         };
+        let values_col = self.col();
         let values = if matches!(op, Op::In | Op::NotIn) {
             if self.peek() != Some(&Tok::LParen) {
                 return self.err("expected '(' after IN");
@@ -527,6 +528,24 @@ impl Parser {
         } else {
             vec![self.literal()?]
         };
+        // Times compare as numbers: a date string must be one we can read.
+        if field.scope == Scope::Attribute
+            && field.name.ends_with("_time")
+            && !matches!(op, Op::Like | Op::ILike)
+        {
+            for v in &values {
+                if let Literal::Str(text) = v {
+                    if date_ms(text).is_none() && text.parse::<f64>().is_err() {
+                        return Err(QueryError {
+                            column: values_col,
+                            message: format!(
+                                "'{text}' is not a date: use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS (UTC), RFC 3339, or milliseconds since the epoch"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
         if matches!(op, Op::Like | Op::ILike) && !matches!(values[0], Literal::Str(_)) {
             return Err(QueryError {
                 column: op_col,
@@ -628,6 +647,16 @@ fn like(pattern: &str, text: &str, fold: bool) -> bool {
 fn date_ms(s: &str) -> Option<f64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_millis() as f64);
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_millis() as f64);
+        }
     }
     let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
     Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis() as f64)

@@ -966,6 +966,8 @@ pub fn execute(
         arg: command[0].clone(),
         reason: format!("cannot run: {e}"),
     })?;
+    // From now on the folder holds what the run produced: it is removed only once committed.
+    work.keep = true;
     work.record.child_pid = Some(child.id());
     work.record.started_at = started_at;
     work.set_state("running");
@@ -1113,13 +1115,15 @@ pub fn execute(
         ..req.clone()
     };
     match commit_once(repo, full, observer, progress) {
-        Ok(commit) => Ok(RunOutcome {
-            commit,
-            exit_code: ended.exit,
-            log_bytes: ended.log_bytes,
-        }),
+        Ok(commit) => {
+            work.keep = false;
+            Ok(RunOutcome {
+                commit,
+                exit_code: ended.exit,
+                log_bytes: ended.log_bytes,
+            })
+        }
         Err(e) => {
-            work.keep = true;
             work.set_state("failed to commit");
             Err(Error::Refused(format!(
                 "the run could not be committed: {e}; its output and metrics are kept in {}",

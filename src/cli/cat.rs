@@ -19,8 +19,13 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     // `model:NAME@STAGE:PATH` has a colon in the run part too.
     let split = match a.spec.strip_prefix("model:") {
-        Some(rest) => rest.split_once(':').map(|(r, p)| (format!("model:{r}"), p.to_string())),
-        None => a.spec.split_once(':').map(|(r, p)| (r.to_string(), p.to_string())),
+        Some(rest) => rest
+            .split_once(':')
+            .map(|(r, p)| (format!("model:{r}"), p.to_string())),
+        None => a
+            .spec
+            .split_once(':')
+            .map(|(r, p)| (r.to_string(), p.to_string())),
     };
     let (run_spec, path) = match (a.path, split) {
         (Some(p), _) => (a.spec.clone(), p),

@@ -125,6 +125,15 @@ pub fn query_error(arg: &str, q: &str, e: &cairn::query::QueryError) -> anyhow::
     )
 }
 
+/// A value at full precision, for CSV.
+fn raw_cell(l: Option<Literal>) -> String {
+    match l {
+        None => String::new(),
+        Some(Literal::Num(n)) => n.to_string(),
+        Some(Literal::Str(s)) => s,
+    }
+}
+
 fn cell(l: Option<Literal>) -> String {
     match l {
         None => String::new(),
@@ -210,7 +219,15 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     for p in &params {
         columns.push((
             p.name.clone(),
-            rows.iter().map(|r| cell(r.get(p))).collect(),
+            rows.iter()
+                .map(|r| {
+                    if a.csv {
+                        raw_cell(r.get(p))
+                    } else {
+                        cell(r.get(p))
+                    }
+                })
+                .collect(),
         ));
     }
     for m in &metrics {
@@ -236,7 +253,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             .iter()
             .zip(&vals)
             .map(|(r, v)| {
-                let c = cell(r.get(m));
+                let c = if a.csv {
+                    raw_cell(r.get(m))
+                } else {
+                    cell(r.get(m))
+                };
                 if !a.csv && best.is_some() && *v == best && rows.len() > 1 {
                     format!("{c}*")
                 } else {

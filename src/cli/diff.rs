@@ -140,7 +140,16 @@ fn render(d: &RunDiff, sec: &Sections, a: &Args) {
         s.id(&d.a.short()),
         s.id(&d.b.short())
     );
-    if sec.params && !d.params.is_empty() {
+    if sec.params && !d.params.is_empty() && a.stat {
+        let count = |k: ChangeKind| d.params.iter().filter(|p| p.change == k).count();
+        println!("\n{}", s.head("Params"));
+        println!(
+            "  {} added, {} removed, {} modified",
+            count(ChangeKind::Added),
+            count(ChangeKind::Removed),
+            count(ChangeKind::Modified)
+        );
+    } else if sec.params && !d.params.is_empty() {
         println!("\n{}", s.head("Params"));
         let w = d.params.iter().map(|p| p.key.len()).max().unwrap_or(0);
         for p in &d.params {
@@ -238,7 +247,12 @@ fn render(d: &RunDiff, sec: &Sections, a: &Args) {
                 ChangeKind::Modified => "changed",
             };
             println!("  {} {what}: {} file(s)", dd.name, dd.files.len());
-            files(&s, &format!("{}/", dd.name), &dd.files, a.stat, a.patch);
+            let prefix = if dd.single_file {
+                String::new()
+            } else {
+                format!("{}/", dd.name)
+            };
+            files(&s, &prefix, &dd.files, a.stat, a.patch);
         }
     }
     if sec.artifacts && !d.artifacts.is_empty() {

@@ -147,13 +147,20 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         }
     }
     println!();
+    let source = if a.no_project {
+        "cairn.toml ignored"
+    } else if repo.root().join(cairn::project::PROJECT_FILE).exists() {
+        "defaults from cairn.toml"
+    } else {
+        "no cairn.toml"
+    };
     println!(
         "{}",
         s.head(&format!(
-            "Next run{}",
+            "Next run ({}; {source})",
             match &preview.branch {
-                Some(b) => format!(" (on branch {b})"),
-                None => " (detached HEAD)".into(),
+                Some(b) => format!("on branch {b}"),
+                None => "detached HEAD".into(),
             }
         ))
     );

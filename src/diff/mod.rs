@@ -83,6 +83,9 @@ pub struct DataDiff {
     pub name: String,
     /// added, removed or modified.
     pub change: ChangeKind,
+    /// True when the snapshot is a single file (its one entry is named after the snapshot).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub single_file: bool,
     /// Files changed.
     pub files: Vec<FileDiff>,
 }
@@ -343,10 +346,18 @@ pub fn diff_runs(
             (_, None) => ChangeKind::Removed,
             _ => ChangeKind::Modified,
         };
-        let files = tree::diff_roots(session, ra, rb)?;
+        let mut files = tree::diff_roots(session, ra, rb)?;
+        let single_file = matches!(
+            (ra, rb),
+            (Some(Root::Leaf(_)), _) | (_, Some(Root::Leaf(_)))
+        );
+        for f in files.iter_mut().filter(|f| f.path.is_empty()) {
+            f.path = n.clone();
+        }
         data.push(DataDiff {
             name: n.clone(),
             change,
+            single_file,
             files: with_patches(session, files, opts)?,
         });
     }
