@@ -686,6 +686,16 @@ mod signals {
         fn set(&mut self, sig: libc::c_int, handler: libc::sighandler_t) -> std::io::Result<()> {
             // SAFETY: a zeroed sigaction is a valid starting point; every field used is set.
             unsafe {
+                // A signal ignored when cairn started (`nohup`, a background job of a script)
+                // stays ignored, for cairn and for the command, as shells do.
+                let mut current: libc::sigaction = std::mem::zeroed();
+                if sig != libc::SIGCHLD
+                    && sig != libc::SIGPIPE
+                    && libc::sigaction(sig, std::ptr::null(), &mut current) == 0
+                    && current.sa_sigaction == libc::SIG_IGN
+                {
+                    return Ok(());
+                }
                 let mut sa: libc::sigaction = std::mem::zeroed();
                 sa.sa_sigaction = handler;
                 sa.sa_flags = libc::SA_RESTART

@@ -30,6 +30,9 @@ pub struct ObjectWriter<'s> {
     stored_bytes: u64,
 }
 
+/// An object ready to append: id, kind, raw content, codec, compressed bytes if any.
+type Encoded<'a> = (ObjectId, Kind, &'a [u8], Codec, Option<Vec<u8>>);
+
 /// How long a writer keeps the index between batches before letting other processes in.
 const HOLD: Duration = Duration::from_millis(300);
 
@@ -197,7 +200,7 @@ impl<'s> ObjectWriter<'s> {
                 want.remove(id).then_some((*id, *kind, content.as_ref()))
             })
             .collect();
-        let encoded: Vec<(ObjectId, Kind, &[u8], Codec, Option<Vec<u8>>)> = todo
+        let encoded: Vec<Encoded<'_>> = todo
             .into_par_iter()
             .map(|(id, kind, content)| {
                 let (codec, c) = codec::compress(content, policy);

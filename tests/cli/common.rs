@@ -254,7 +254,9 @@ pub fn s3_server() -> Option<&'static S3Server> {
                 return None;
             }
             if port_open(8333) {
-                panic!("port 8333 is taken; stop the other S3 server or set CAIRN_TEST_S3_ENDPOINT");
+                panic!(
+                    "port 8333 is taken; stop the other S3 server or set CAIRN_TEST_S3_ENDPOINT"
+                );
             }
             let data = std::env::temp_dir().join(format!("cairn-test-s3-{}", std::process::id()));
             std::fs::create_dir_all(&data).unwrap();
@@ -297,7 +299,10 @@ pub fn s3_server() -> Option<&'static S3Server> {
             assert!(rx.recv().unwrap_or(false), "could not start weed");
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
             while !port_open(8333) {
-                assert!(std::time::Instant::now() < deadline, "weed mini did not start listening on 8333");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "weed mini did not start listening on 8333"
+                );
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
             // The gateway answers before the bucket is ready; give it a moment.
