@@ -54,6 +54,20 @@ cairn show HEAD
 step "cairn ls HEAD"
 cairn ls HEAD
 
+step "cairn diff HEAD~1 HEAD (what changed between the two runs)"
+cairn diff HEAD~1 HEAD
+
+step "cairn model: register run 2's model and put it in production"
+cairn model register toy HEAD --path artifacts/model.bin -m "higher lr"
+cairn model stage toy v1 production
+cairn model ls
+
+step "Push to a folder remote and clone it elsewhere"
+cairn remote add origin "$tmp/remote"
+cairn push --all
+cairn clone "$tmp/remote" "$tmp/clone"
+cairn -C "$tmp/clone" log
+
 step "cairn checkout HEAD~1 -o restored"
 cairn checkout HEAD~1 -o "$tmp/restored"
 find "$tmp/restored" -type f | sed "s|^$tmp/||" | sort
