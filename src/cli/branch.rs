@@ -20,6 +20,9 @@ pub struct Args {
     /// Move an existing branch.
     #[arg(short, long)]
     pub force: bool,
+    /// Also list remote-tracking branches (origin/main...).
+    #[arg(short, long)]
+    pub all: bool,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
@@ -85,6 +88,21 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             .map(|r| r.subject().to_string())
             .unwrap_or_default();
         println!("{mark} {}  {}  {subject}", s.name(&b), s.id(&id.short()));
+    }
+    if a.all {
+        for (name, v) in session.refs("refs/remotes/")? {
+            let short = &name["refs/remotes/".len()..];
+            if short.contains("/notes/") || short.contains("/models/") {
+                continue;
+            }
+            if let cairn::store::RefValue::Id(id) = v {
+                let subject = session
+                    .read_run(&id)
+                    .map(|r| r.subject().to_string())
+                    .unwrap_or_default();
+                println!("  {}  {}  {subject}", s.dim(short), s.id(&id.short()));
+            }
+        }
     }
     Ok(0)
 }

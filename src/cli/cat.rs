@@ -51,7 +51,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     if kind == cairn::object::EntryKind::Symlink {
         out.write_all(&session.read_kind(&content, cairn::object::Kind::Blob)?)?;
     } else {
-        session.write_file_content(&content, &mut out, &|_| {})?;
+        // Plan in the session, stream after it: a reader that is slow to consume (a pipe)
+        // must not keep other cairn processes out of the repository.
+        let plan = session.content_plan(&content)?;
+        drop(session);
+        repo.store().stream_content(&plan, &mut out)?;
     }
     out.flush()?;
     Ok(0)

@@ -35,8 +35,16 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     for t in &r.skipped_tags {
         ctx.status(format!("  kept local {t}: the remote's differs"));
     }
-    for p in &r.partial {
-        ctx.status(format!("  partial {}", p.short()));
+    if !r.partial.is_empty() {
+        ctx.status(format!(
+            "  {} object(s) fetched partially (the rest stays on {remote})",
+            r.partial.len()
+        ));
+    }
+    for m in &r.reset_models {
+        ctx.status(format!(
+            "  {m}: local changes the remote did not take were dropped; it now follows {remote}"
+        ));
     }
     ctx.status(format!(
         "Fetched from {remote}: {} object(s), {}",

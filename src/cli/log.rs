@@ -51,6 +51,14 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     for (t, id) in cairn::refs::tags(&session)? {
         names.entry(id).or_default().push(format!("tag: {t}"));
     }
+    for (name, v) in session.refs("refs/remotes/")? {
+        let short = &name["refs/remotes/".len()..];
+        if let (false, cairn::store::RefValue::Id(id)) =
+            (short.contains("/notes/") || short.contains("/models/"), v)
+        {
+            names.entry(id).or_default().push(short.to_string());
+        }
+    }
     let style = Style::stdout();
     let mut json = Vec::new();
     let mut cur = Some(start);

@@ -148,6 +148,11 @@ fn is_ancestor(session: &Session, ancestor: &ObjectId, id: &ObjectId) -> Result<
                     .ok()
                     .and_then(|n| n.previous),
             ),
+            Kind::Model => stack.extend(
+                crate::object::ModelEvent::decode(&raw)
+                    .ok()
+                    .and_then(|e| e.previous),
+            ),
             _ => {}
         }
     }
@@ -457,6 +462,8 @@ pub struct FetchReport {
     pub bytes: u64,
     /// Runs fetched without everything they refer to (with --only).
     pub partial: Vec<ObjectId>,
+    /// Models whose local history had diverged and now follows the remote's.
+    pub reset_models: Vec<String>,
 }
 
 struct Fetcher<'a, 's> {
@@ -812,9 +819,18 @@ fn fetch_with(
                     None => true,
                     Some(m) => m != v.id && is_ancestor(&session, &m, &v.id)?,
                 };
-                if ff {
+                // A model's history is shared: when ours diverged (a change the remote
+                // refused), the remote's history wins and the refused events are reported.
+                let diverged = !ff
+                    && name.starts_with(MODEL_PREFIX)
+                    && mine.is_some_and(|m| m != v.id)
+                    && !mine.is_some_and(|m| is_ancestor(&session, &v.id, &m).unwrap_or(false));
+                if ff || diverged {
                     refs::update(&session, name, mine, Some(v.id))?;
                     report.updated.push((name.clone(), v.id));
+                }
+                if diverged {
+                    report.reset_models.push(name.clone());
                 }
             }
         }
@@ -849,15 +865,19 @@ fn fetch_model_version(
         };
         let raw = match raw {
             Some(r) => r,
-            None => f
-                .fetch(&[id], false, progress)?
-                .remove(&id)
-                .ok_or_else(|| Error::Refused(format!("model event {id} could not be fetched")))?,
+            None => {
+                // Fetched now, without the other versions' runs: partial.
+                partial.push(id);
+                f.fetch(&[id], false, progress)?
+                    .remove(&id)
+                    .ok_or_else(|| {
+                        Error::Refused(format!("model event {id} could not be fetched"))
+                    })?
+            }
         };
         let e = crate::object::ModelEvent::decode(&raw)
             .map_err(|source| StoreError::Decode { id, source })?;
         cur = e.previous;
-        partial.push(id);
         chain.push(e);
     }
     chain.reverse();
@@ -1037,7 +1057,7 @@ pub fn clone(
         let mut names = Vec::new();
         for (name, v) in tracking {
             let b = name.trim_start_matches("refs/remotes/origin/").to_string();
-            if b == "notes/runs" {
+            if b == "notes/runs" || b.starts_with("models/") {
                 continue;
             }
             if let crate::store::RefValue::Id(id) = v {

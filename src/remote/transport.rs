@@ -18,7 +18,9 @@ pub enum TransportError {
         message: String,
     },
     /// A compare-and-swap found another value.
-    #[error("remote {remote}: {name} was changed by someone else")]
+    #[error(
+        "remote {remote}: {name} was changed by someone else first; fetch first, then try again"
+    )]
     Conflict {
         /// The remote.
         remote: String,

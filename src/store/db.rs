@@ -102,6 +102,21 @@ impl StatEntry {
     }
 }
 
+/// Reads the record at `loc` from an open pack and verifies it is object `id`.
+pub(crate) fn read_verified(file: &File, id: &ObjectId, loc: &Location) -> Result<Vec<u8>> {
+    let corrupt = |reason: String| StoreError::Corrupt { id: *id, reason };
+    let (header, stored) = pack::read_record(file, loc).map_err(corrupt)?;
+    if header.id != *id {
+        return Err(corrupt("the pack record holds another object".into()));
+    }
+    let raw =
+        codec::decompress(loc.codec, stored, loc.raw_len).map_err(|e| corrupt(e.to_string()))?;
+    if object::hash_object(loc.kind, &raw) != *id {
+        return Err(corrupt("content does not match its id".into()));
+    }
+    Ok(raw)
+}
+
 /// An open index: held exclusively by this process until dropped. Keep it short.
 pub struct Session<'s> {
     store: &'s Store,
@@ -241,20 +256,29 @@ impl<'s> Session<'s> {
 
     /// Reads object `id` at a known location, verifying its hash.
     pub fn read_at(&self, id: &ObjectId, loc: &Location) -> Result<Vec<u8>> {
-        let corrupt = |reason: String| StoreError::Corrupt { id: *id, reason };
-        let file = self
-            .pack_file(loc.pack)
-            .map_err(|e| corrupt(format!("its pack cannot be opened: {e}")))?;
-        let (header, stored) = pack::read_record(&file, loc).map_err(corrupt)?;
-        if header.id != *id {
-            return Err(corrupt("the pack record holds another object".into()));
-        }
-        let raw = codec::decompress(loc.codec, stored, loc.raw_len)
-            .map_err(|e| corrupt(e.to_string()))?;
-        if object::hash_object(loc.kind, &raw) != *id {
-            return Err(corrupt("content does not match its id".into()));
-        }
-        Ok(raw)
+        let file = self.pack_file(loc.pack).map_err(|e| StoreError::Corrupt {
+            id: *id,
+            reason: format!("its pack cannot be opened: {e}"),
+        })?;
+        read_verified(&file, id, loc)
+    }
+
+    /// Where the pieces of file content `id` (a blob or chunked file) are, in order, so they
+    /// can be streamed after the session ends ([`Store::stream_content`]).
+    pub fn content_plan(&self, id: &ObjectId) -> Result<Vec<(ObjectId, Location)>> {
+        self.file_pieces(id)?
+            .into_iter()
+            .map(|(piece, size)| {
+                let loc = self.location(&piece)?.ok_or(StoreError::Missing(piece))?;
+                if loc.kind != Kind::Blob || loc.raw_len != size {
+                    return Err(StoreError::Corrupt {
+                        id: *id,
+                        reason: format!("chunk {piece} does not match its chunk list"),
+                    });
+                }
+                Ok((piece, loc))
+            })
+            .collect()
     }
 
     /// Reads object `id`: its kind and verified content.

@@ -3,6 +3,7 @@
 mod common;
 mod core_cmds;
 mod diff_query;
+mod registry;
+mod remotes;
 mod run_cmd;
 mod safety;
-mod remotes;
