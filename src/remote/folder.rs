@@ -168,27 +168,33 @@ impl Transport for FolderTransport {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         ));
-        let mut file = match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let stale = std::fs::metadata(&lock)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|d| d.as_secs() > 60);
-                if stale {
-                    let _ = std::fs::remove_file(&lock);
+        // A lock older than a minute was left by a killed process: break it and try again once.
+        let mut broke_stale = false;
+        let mut file = loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+            {
+                Ok(f) => break f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(&lock)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|d| d.as_secs() > 60);
+                    if stale && !broke_stale {
+                        broke_stale = true;
+                        let _ = std::fs::remove_file(&lock);
+                        continue;
+                    }
+                    return Err(TransportError::Conflict {
+                        remote: self.describe(),
+                        name: name.to_string(),
+                    });
                 }
-                return Err(TransportError::Conflict {
-                    remote: self.describe(),
-                    name: name.to_string(),
-                });
+                Err(e) => return Err(self.fail(format!("{name}: {e}"))),
             }
-            Err(e) => return Err(self.fail(format!("{name}: {e}"))),
         };
         let result = (|| -> Result<()> {
             let current = self.read_ref(name)?;

@@ -57,6 +57,13 @@ impl S3Transport {
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
             .or_else(|| std::env::var("AWS_ENDPOINT").ok());
         if let Some(e) = endpoint {
+            let ok = url::Url::parse(&e)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(fail(format!(
+                    "endpoint '{e}' is not an http:// or https:// URL"
+                )));
+            }
             b = b
                 .with_allow_http(e.starts_with("http://"))
                 .with_virtual_hosted_style_request(false)
@@ -132,9 +139,12 @@ impl S3Transport {
     }
 }
 
-/// Removes anything that looks like a credential from a message.
+/// Removes anything that looks like a credential from a message, and keeps it on one line.
 fn redact(msg: &str) -> String {
-    let mut out = msg.to_string();
+    let mut out: String = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.chars().count() > 400 {
+        out = out.chars().take(400).collect::<String>() + "...";
+    }
     for var in [
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",

@@ -331,6 +331,28 @@ fn write_packs(
     Ok(packs)
 }
 
+/// Removes temporary packs left by pushes whose process is gone.
+fn sweep_stale_push_packs(dir: &std::path::Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("push-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let alive = pid == std::process::id() as i32 || unsafe { libc::kill(pid, 0) } == 0;
+        if !alive {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Pushes refs to remote `remote`.
 pub fn push(
     repo: &Repo,
@@ -343,6 +365,7 @@ pub fn push(
     let rindex = remote_index(repo, remote, t.as_ref())?;
     let mut report = PushReport::default();
     let tmp = repo.store().dir().join("tmp");
+    sweep_stale_push_packs(&tmp);
     // Decide what moves, and build packs, in one session; upload without holding it.
     let (updates, packs) = {
         let session = repo.store().session()?;
@@ -614,6 +637,18 @@ fn remote_refs(t: &dyn Transport, names: &[String]) -> Result<Vec<(String, RefVe
     let all = t.list_refs()?;
     let mut out = Vec::new();
     for name in all {
+        // Only names cairn itself could have written are taken from a remote.
+        let valid = [BRANCH_PREFIX, TAG_PREFIX, MODEL_PREFIX]
+            .iter()
+            .find_map(|p| name.strip_prefix(p))
+            .map(|short| {
+                refs::validate("ref", short).is_ok()
+                    && (!name.starts_with(MODEL_PREFIX) || !short.contains('/'))
+            })
+            .unwrap_or(name == NOTES_REF);
+        if !valid {
+            continue;
+        }
         if !names.is_empty() {
             let short = name
                 .strip_prefix(BRANCH_PREFIX)
@@ -1051,6 +1086,22 @@ pub fn clone(
     let repo = Repo::init(dir)?;
     let result = (|| -> Result<()> {
         super::add(&repo, "origin", cfg.clone(), false)?;
+        if !cfg.url.starts_with("s3://")
+            && !std::path::Path::new(cfg.url.strip_prefix("file://").unwrap_or(&cfg.url)).is_dir()
+        {
+            return Err(Error::BadArgument {
+                arg: cfg.url.clone(),
+                reason: "no such folder".into(),
+            });
+        }
+        let t = super::connect(&cfg)?;
+        if t.list_refs()?.is_empty() {
+            return Err(Error::Refused(format!(
+                "remote {} has no branches, tags or models: nothing to clone (is the URL right?)",
+                cfg.url
+            )));
+        }
+        drop(t);
         fetch_with(&repo, "origin", &cfg, &FetchOptions::default(), progress)?;
         let session = repo.store().session()?;
         let tracking = session.refs("refs/remotes/origin/")?;

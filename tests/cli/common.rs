@@ -258,6 +258,22 @@ pub fn s3_server() -> Option<&'static S3Server> {
                     "port 8333 is taken; stop the other S3 server or set CAIRN_TEST_S3_ENDPOINT"
                 );
             }
+            // Data folders of earlier test processes (the server dies with its process, its
+            // folder does not): remove those whose process is gone.
+            if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if let Some(pid) = name
+                        .strip_prefix("cairn-test-s3-")
+                        .and_then(|p| p.parse::<i32>().ok())
+                    {
+                        // SAFETY: signal 0 only checks whether the process exists.
+                        if unsafe { libc::kill(pid, 0) } != 0 {
+                            let _ = std::fs::remove_dir_all(e.path());
+                        }
+                    }
+                }
+            }
             let data = std::env::temp_dir().join(format!("cairn-test-s3-{}", std::process::id()));
             std::fs::create_dir_all(&data).unwrap();
             let (tx, rx) = std::sync::mpsc::channel();

@@ -1,1 +1,1480 @@
 //! Tests of remotes: folder and S3.
+//!
+//! Every scenario is written once against a remote "kind" and run for a folder remote and for
+//! an S3 remote (a real S3-protocol server started by the harness; the S3 variant is skipped
+//! when no server is available).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+// ---- remotes of both kinds ------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Folder,
+    S3,
+}
+
+/// A remote the tests push to: its URL, the endpoint for S3, the folder for folder remotes.
+struct Remote {
+    url: String,
+    endpoint: Option<String>,
+    dir: Option<PathBuf>,
+}
+
+impl Remote {
+    /// A fresh, empty remote; None when the S3 server is not available.
+    fn new(kind: Kind, env: &Env, tag: &str) -> Option<Remote> {
+        match kind {
+            Kind::Folder => {
+                let dir = env.tmp.path().join(format!("remote-{tag}"));
+                Some(Remote {
+                    url: dir.to_str().expect("utf-8 temp path").to_string(),
+                    endpoint: None,
+                    dir: Some(dir),
+                })
+            }
+            Kind::S3 => {
+                let s3 = s3_server()?;
+                Some(Remote {
+                    url: s3_url(tag),
+                    endpoint: Some(s3.endpoint.clone()),
+                    dir: None,
+                })
+            }
+        }
+    }
+
+    /// The folder of a folder remote.
+    fn dir(&self) -> &Path {
+        self.dir.as_deref().expect("a folder remote")
+    }
+
+    /// `args` followed by `--endpoint E` for S3 remotes.
+    fn with_endpoint<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        if let Some(e) = &self.endpoint {
+            all.extend_from_slice(&["--endpoint", e]);
+        }
+        all
+    }
+
+    /// `cairn remote add NAME URL [--endpoint E]` in `env`.
+    fn add(&self, env: &Env, name: &str) {
+        env.ok(&self.with_endpoint(&["remote", "add", name, &self.url]));
+    }
+
+    /// A new environment whose work folder is a clone of this remote.
+    fn clone_env(&self) -> Env {
+        let env = Env::new();
+        let dir = env.work.to_str().expect("utf-8 temp path").to_string();
+        env.ok(&self.with_endpoint(&["clone", &self.url, &dir]));
+        env
+    }
+
+    /// Runs `cairn clone` of this remote into a new environment's work folder, whatever it
+    /// gives.
+    fn try_clone(&self) -> (Env, Output) {
+        let env = Env::new();
+        let dir = env.work.to_str().expect("utf-8 temp path").to_string();
+        let out = env.run(&self.with_endpoint(&["clone", &self.url, &dir]));
+        (env, out)
+    }
+}
+
+// ---- helpers --------------------------------------------------------------------------------
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn parse_json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not valid JSON ({e}):\n{s}"))
+}
+
+/// Runs `args`, asserts success, returns stderr (where status lines go).
+fn ok_stderr(env: &Env, args: &[&str]) -> String {
+    let out = env.run(args);
+    assert!(
+        out.status.success(),
+        "cairn {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stderr)
+}
+
+/// The ids `cairn log --json ARGS` lists, in order.
+fn log_ids(env: &Env, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["log", "--json"];
+    all.extend_from_slice(args);
+    match parse_json(&env.ok(&all)) {
+        Value::Array(v) => v
+            .iter()
+            .map(|r| r["id"].as_str().expect("log entry has an id").to_string())
+            .collect(),
+        other => panic!("log --json is not an array: {other}"),
+    }
+}
+
+/// The full id `rev` resolves to.
+fn show_id(env: &Env, rev: &str) -> String {
+    parse_json(&env.ok(&["show", rev, "--json"]))["id"]
+        .as_str()
+        .expect("show --json has an id")
+        .to_string()
+}
+
+/// Runs `fsck --json`, asserts it is clean, returns the number of objects.
+fn fsck_clean(env: &Env) -> u64 {
+    let out = env.run(&["fsck", "--json"]);
+    assert!(
+        out.status.success(),
+        "fsck failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let report = parse_json(&text(&out.stdout));
+    assert_eq!(
+        report["problems"],
+        serde_json::json!([]),
+        "fsck problems: {report}"
+    );
+    report["objects"].as_u64().expect("objects count")
+}
+
+/// The bytes `cairn cat SPEC` writes.
+fn cat_bytes(env: &Env, spec: &str) -> Vec<u8> {
+    let out = env.run(&["cat", spec]);
+    assert!(
+        out.status.success(),
+        "cat {spec} failed: {}",
+        text(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A human size as printed by cairn (`2.9 MiB`), in bytes (to 0.1 unit).
+fn parse_size(s: &str) -> f64 {
+    let (num, unit) = s
+        .trim()
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("not a size: {s:?}"));
+    let n: f64 = num.parse().unwrap_or_else(|_| panic!("not a size: {s:?}"));
+    let mult = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("unknown size unit {other:?} in {s:?}"),
+    };
+    n * mult
+}
+
+/// Objects and bytes of the status line starting with `prefix` ("Pushed to ", "Fetched from "):
+/// `Pushed to origin: 341 object(s), 2.9 MiB in 1 pack(s)`.
+fn transfer(stderr: &str, prefix: &str) -> (u64, f64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} status line in:\n{stderr}"));
+    let (_, rest) = line
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("odd status line {line:?}"));
+    let (n, rest) = rest
+        .split_once(" object(s), ")
+        .unwrap_or_else(|| panic!("odd status line {line:?}"));
+    let size = rest.split(" in ").next().unwrap_or(rest);
+    (
+        n.parse()
+            .unwrap_or_else(|_| panic!("odd object count in {line:?}")),
+        parse_size(size),
+    )
+}
+
+/// Pushes with `args` (after `push`), returns (objects, bytes) sent.
+fn push_stats(env: &Env, args: &[&str]) -> (u64, f64) {
+    let mut all = vec!["push"];
+    all.extend_from_slice(args);
+    transfer(&ok_stderr(env, &all), "Pushed to ")
+}
+
+/// Starts cairn with `args`, output captured.
+fn spawn(env: &Env, args: &[&str]) -> Child {
+    env.cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cairn")
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Writes the inputs of a run: code in `src/` (with an executable script and a nested
+/// folder), a data folder of a few hundred small files (and a link), and a 3 MB model that is
+/// stored in chunks.
+fn make_inputs(env: &Env, seed: u64) {
+    env.write("src/train.py", format!("import util\nSEED = {seed}\n"));
+    env.write("src/util/__init__.py", "def f():\n    return 1\n");
+    let script = env.write("src/run.sh", "#!/bin/sh\npython3 train.py\n");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for i in 0..300u64 {
+        env.write(
+            &format!("data/train/part{}/row{i}.csv", i % 6),
+            format!("{i},{},{}\n", i * 7 + seed, i % 3),
+        );
+    }
+    std::os::unix::fs::symlink("part0/row0.csv", env.path("data/train/latest.csv")).unwrap();
+    env.write("model.bin", noise(seed, 3 << 20));
+}
+
+const RUN_ARGS: [&str; 6] = [
+    "--code",
+    "src",
+    "--data",
+    "train=data/train",
+    "--artifact",
+    "model.bin",
+];
+
+/// Commits the inputs made by [`make_inputs`] with `message`.
+fn commit_inputs(env: &Env, message: &str) -> String {
+    let mut args = vec!["-m", message];
+    args.extend_from_slice(&RUN_ARGS);
+    env.commit(&args)
+}
+
+/// What a checkout of a run made from [`make_inputs`] must contain.
+fn inputs_snapshot(env: &Env) -> BTreeMap<PathBuf, Item> {
+    snapshot_dir(&env.work)
+        .into_iter()
+        .filter(|(p, _)| {
+            let first = p.components().next().map(|c| c.as_os_str().to_owned());
+            matches!(
+                first.as_deref().and_then(|s| s.to_str()),
+                Some("src" | "data" | "model.bin")
+            )
+        })
+        .collect()
+}
+
+// ---- 1. push, clone, pull -------------------------------------------------------------------
+
+fn round_trip(kind: Kind) {
+    let a = Env::init();
+    let Some(remote) = Remote::new(kind, &a, "roundtrip") else {
+        return;
+    };
+    make_inputs(&a, 1);
+    let run1 = commit_inputs(&a, "first");
+    let expected1 = inputs_snapshot(&a);
+    a.write("data/train/part1/row1.csv", "changed\n");
+    a.write("data/train/new.csv", "1,2,3\n");
+    a.write("src/util/extra.py", "X = 2\n");
+    let mut model = noise(1, 3 << 20);
+    model[1 << 20] ^= 0xff;
+    a.write("model.bin", &model);
+    let run2 = commit_inputs(&a, "second");
+    let expected2 = inputs_snapshot(&a);
+    a.ok(&["tag", "v1", &run1]);
+
+    remote.add(&a, "origin");
+    a.ok(&["push", "origin", "main", "v1"]);
+    assert_eq!(show_id(&a, "origin/main"), run2, "push records origin/main");
+
+    let b = remote.clone_env();
+    assert_eq!(
+        log_ids(&b, &[]),
+        log_ids(&a, &[]),
+        "clone has the same history"
+    );
+    assert_eq!(log_ids(&b, &[]), vec![run2.clone(), run1.clone()]);
+    assert_eq!(show_id(&b, "v1"), run1, "the pushed tag came along");
+    for run in [&run1, &run2] {
+        assert_eq!(
+            parse_json(&b.ok(&["show", run, "--json"])),
+            parse_json(&a.ok(&["show", run, "--json"])),
+            "run {run} reads the same in the clone"
+        );
+    }
+    b.ok(&["checkout", &run1, "-o", "out1"]);
+    assert_eq!(
+        snapshot_dir(&b.path("out1")),
+        expected1,
+        "run 1 bit for bit"
+    );
+    b.ok(&["checkout", &run2, "-o", "out2"]);
+    assert_eq!(
+        snapshot_dir(&b.path("out2")),
+        expected2,
+        "run 2 bit for bit"
+    );
+    fsck_clean(&b);
+
+    // A records another run and pushes it; B fast-forwards.
+    a.write("model.bin", noise(3, 1 << 20));
+    let run3 = a.commit(&["-m", "third", "--artifact", "model.bin", "-p", "lr=0.5"]);
+    a.ok(&["push"]);
+    let pulled = ok_stderr(&b, &["pull"]);
+    assert!(
+        pulled.contains("Pulled from origin"),
+        "pull status: {pulled}"
+    );
+    assert_eq!(show_id(&b, "main"), run3, "pull fast-forwarded main");
+    assert_eq!(log_ids(&b, &[]), log_ids(&a, &[]));
+    assert_eq!(
+        log_ids(&b, &["origin/main"]),
+        vec![run3.clone(), run2.clone(), run1.clone()],
+        "origin/main names the remote's branch in the RUN syntax"
+    );
+    assert_eq!(show_id(&b, "origin/main~2"), run1);
+    assert_eq!(
+        cat_bytes(&b, "origin/main:artifacts/model.bin"),
+        noise(3, 1 << 20)
+    );
+    // A pull with nothing new keeps the branch where it is.
+    b.ok(&["pull"]);
+    assert_eq!(show_id(&b, "main"), run3);
+
+    // Remote-tracking branches in the branch listing.
+    let all = b.run(&["branch", "-a"]);
+    if all.status.code() == Some(2) && text(&all.stderr).contains("unexpected argument") {
+        eprintln!(
+            "missing feature: `cairn branch -a` (list remote-tracking branches) does not exist"
+        );
+    } else {
+        assert!(
+            all.status.success(),
+            "branch -a failed: {}",
+            text(&all.stderr)
+        );
+        let listing = text(&all.stdout);
+        assert!(
+            listing.contains("origin/main"),
+            "branch -a does not list origin/main:\n{listing}"
+        );
+    }
+    fsck_clean(&b);
+}
+
+#[test]
+fn round_trip_folder() {
+    round_trip(Kind::Folder);
+}
+
+#[test]
+fn round_trip_s3() {
+    round_trip(Kind::S3);
+}
+
+// ---- 2. incremental push --------------------------------------------------------------------
+
+fn incremental_push(kind: Kind) {
+    let a = Env::init();
+    let Some(remote) = Remote::new(kind, &a, "incremental") else {
+        return;
+    };
+    make_inputs(&a, 2);
+    commit_inputs(&a, "first");
+    remote.add(&a, "origin");
+    let (first, first_bytes) = push_stats(&a, &[]);
+    assert!(first > 300, "first push sent only {first} objects");
+    assert!(
+        first_bytes > 3e6,
+        "first push sent only {first_bytes} bytes"
+    );
+
+    a.write("data/train/part2/row2.csv", "changed\n");
+    a.write("data/train/part3/extra.csv", "new\n");
+    a.write("src/train.py", "SEED = 99\n");
+    commit_inputs(&a, "second");
+    let (second, second_bytes) = push_stats(&a, &[]);
+    assert!(second > 0, "second push sent nothing");
+    assert!(
+        second * 10 < first && second < 25,
+        "second push sent {second} objects (first: {first})"
+    );
+    assert!(
+        second_bytes < 64.0 * 1024.0,
+        "second push sent {second_bytes} bytes"
+    );
+
+    // Nothing new: nothing sent.
+    let again = ok_stderr(&a, &["push"]);
+    assert_eq!(transfer(&again, "Pushed to "), (0, 0.0), "{again}");
+    assert!(again.contains("up to date"), "{again}");
+
+    // A large artifact, then a version of it with 2% of its bytes changed in four places.
+    let big_len = 8 << 20;
+    let big1 = noise(20, big_len);
+    a.write("big.bin", &big1);
+    let big_run1 = a.commit(&["-m", "big", "--artifact", "big.bin"]);
+    let (_, big_bytes) = push_stats(&a, &[]);
+    assert!(
+        big_bytes >= big_len as f64,
+        "big push sent {big_bytes} bytes"
+    );
+    let mut big2 = big1.clone();
+    let span = big_len / 50 / 4;
+    for k in 0..4 {
+        let start = big_len / 5 * (k + 1) - span / 2;
+        for (i, b) in big2[start..start + span].iter_mut().enumerate() {
+            *b = b.wrapping_add(1 + (i % 250) as u8);
+        }
+    }
+    a.write("big.bin", &big2);
+    let big_run2 = a.commit(&["-m", "big v2", "--artifact", "big.bin"]);
+    let (_, delta_bytes) = push_stats(&a, &[]);
+    assert!(
+        delta_bytes < big_len as f64 * 0.5,
+        "a 2% change sent {delta_bytes} of {big_len} bytes"
+    );
+    assert!(
+        delta_bytes >= (span * 4) as f64,
+        "a 2% change sent only {delta_bytes} bytes"
+    );
+
+    let b = remote.clone_env();
+    assert_eq!(
+        cat_bytes(&b, &format!("{big_run1}:artifacts/big.bin")),
+        big1
+    );
+    assert_eq!(
+        cat_bytes(&b, &format!("{big_run2}:artifacts/big.bin")),
+        big2
+    );
+    assert_eq!(log_ids(&b, &[]), log_ids(&a, &[]));
+    fsck_clean(&b);
+}
+
+#[test]
+fn incremental_push_folder() {
+    incremental_push(Kind::Folder);
+}
+
+#[test]
+fn incremental_push_s3() {
+    incremental_push(Kind::S3);
+}
+
+// ---- 3. interrupted push --------------------------------------------------------------------
+
+/// When a push is killed.
+#[derive(Debug, Clone, Copy)]
+enum KillAt {
+    /// After this many milliseconds.
+    Delay(u64),
+    /// When its temporary pack appears in the local store.
+    LocalPack,
+    /// When a temporary upload appears in the remote folder.
+    RemoteTemp,
+    /// When a pack has landed on the remote folder.
+    RemotePack,
+    /// When a pack index has landed on the remote folder.
+    RemoteIdx,
+    /// When it takes the lock of the remote folder's branch.
+    RefLock,
+    /// This many milliseconds after its temporary pack reached the size of the data, that is
+    /// while it uploads.
+    Uploading(u64),
+}
+
+fn dir_has(dir: &Path, pred: impl Fn(&str) -> bool) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|e| e.file_name().to_str().is_some_and(&pred))
+    })
+}
+
+/// Waits until `cond` holds while `child` runs; false when the child exited first.
+fn wait_until(child: &mut Child, cond: impl Fn() -> bool) -> bool {
+    loop {
+        if cond() {
+            return true;
+        }
+        if child.try_wait().expect("try_wait").is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(300));
+    }
+}
+
+/// Checks that a remote holds nothing half-pushed: a clone succeeds and, when the remote has
+/// the branch, it names exactly `run` and the clone is fsck-clean.
+fn assert_remote_consistent(remote: &Remote, run: &str, when: &str) {
+    let (c, out) = remote.try_clone();
+    // A remote whose first push never reached its ref has nothing to clone, and says so.
+    if !out.status.success() && text(&out.stderr).contains("nothing to clone") {
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{when}: clone of the remote failed: {}",
+        text(&out.stderr)
+    );
+    let ids = log_ids(&c, &[]);
+    assert!(
+        ids.is_empty() || ids == vec![run.to_string()],
+        "{when}: the remote's main names {ids:?}"
+    );
+    fsck_clean(&c);
+}
+
+/// The local temporary-pack folder of a repository.
+fn local_tmp(env: &Env) -> PathBuf {
+    env.path(".cairn/tmp")
+}
+
+/// A lock a killed push left on a ref is documented to expire after a minute; make it look
+/// that old.
+fn age_ref_locks(dir: &Path) {
+    let heads = dir.join("refs/heads");
+    for e in std::fs::read_dir(heads).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().ends_with(".lock") {
+            let old = SystemTime::now() - Duration::from_secs(120);
+            filetime::set_file_mtime(e.path(), filetime::FileTime::from_system_time(old)).unwrap();
+        }
+    }
+}
+
+fn interrupted_push(kind: Kind) {
+    let a = Env::init();
+    let Some(probe) = Remote::new(kind, &a, "killprobe") else {
+        return;
+    };
+    drop(probe);
+    // About 50 MB of noise for folders, 20 MB for S3.
+    let files = if kind == Kind::Folder { 5 } else { 2 };
+    let data_len = files * (10 << 20);
+    for i in 0..files {
+        a.write(&format!("big/part{i}.bin"), noise(100 + i, 10 << 20));
+    }
+    a.write("big/small.txt", "hello\n");
+    let run = a.commit(&["-m", "big", "--artifact", "big"]);
+    let expected = snapshot_dir(&a.path("big"));
+
+    let plan: Vec<KillAt> = match kind {
+        Kind::Folder => vec![
+            KillAt::Delay(30),
+            KillAt::LocalPack,
+            KillAt::RemoteTemp,
+            KillAt::RemotePack,
+            KillAt::RemoteIdx,
+            KillAt::RefLock,
+        ],
+        Kind::S3 => vec![KillAt::Delay(150), KillAt::Uploading(20)],
+    };
+    for (round, at) in plan.into_iter().enumerate() {
+        let remote = Remote::new(kind, &a, &format!("kill{round}")).expect("remote");
+        let name = format!("r{round}");
+        remote.add(&a, &name);
+        let mut child = a
+            .cmd()
+            .args(["push", &name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn push");
+        let packs = remote.dir.as_ref().map(|d| d.join("packs"));
+        let tmp = local_tmp(&a);
+        // Temporary packs a killed push of an earlier round may have left.
+        let old_tmp: Vec<String> = std::fs::read_dir(&tmp)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let hit = match at {
+            KillAt::Delay(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                true
+            }
+            KillAt::LocalPack => wait_until(&mut child, || {
+                dir_has(&tmp, |n| {
+                    n.starts_with("push-") && !old_tmp.iter().any(|o| o == n)
+                })
+            }),
+            KillAt::RemoteTemp => wait_until(&mut child, || {
+                dir_has(packs.as_deref().unwrap(), |n| n.starts_with(".tmp-"))
+            }),
+            KillAt::RemotePack => wait_until(&mut child, || {
+                dir_has(packs.as_deref().unwrap(), |n| {
+                    !n.starts_with(".tmp-") && n.ends_with(".pack")
+                })
+            }),
+            KillAt::RemoteIdx => wait_until(&mut child, || {
+                dir_has(packs.as_deref().unwrap(), |n| {
+                    !n.starts_with(".tmp-") && n.ends_with(".idx")
+                })
+            }),
+            KillAt::RefLock => wait_until(&mut child, || {
+                let heads = remote.dir().join("refs/heads");
+                dir_has(&heads, |n| n.ends_with(".lock"))
+            }),
+            KillAt::Uploading(ms) => {
+                let packed = wait_until(&mut child, || {
+                    std::fs::read_dir(&tmp)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .any(|e| {
+                            let n = e.file_name().to_string_lossy().into_owned();
+                            n.starts_with("push-")
+                                && !old_tmp.contains(&n)
+                                && e.metadata().is_ok_and(|m| m.len() >= data_len)
+                        })
+                });
+                std::thread::sleep(Duration::from_millis(ms));
+                packed
+            }
+        };
+        let _ = child.kill();
+        let status = child.wait().expect("wait push");
+        if !hit {
+            eprintln!(
+                "round {round} ({at:?}): the push finished before it could be killed ({status})"
+            );
+        }
+        let when = format!("after killing a push ({at:?})");
+        assert_remote_consistent(&remote, &run, &when);
+        fsck_clean(&a);
+        // A push killed while it held the ref lock leaves the lock, documented to expire after
+        // a minute: age it. (That the first push after that fails anyway is the subject of
+        // `stale_ref_lock_on_folder_remote_is_broken`; here a second attempt is allowed.)
+        let left_lock = remote
+            .dir
+            .as_ref()
+            .is_some_and(|d| d.join("refs/heads/main.lock").exists());
+        if let Some(d) = &remote.dir {
+            age_ref_locks(d);
+        }
+        // Resuming sends what is missing and moves the branch.
+        let out = a.run(&["push", &name]);
+        let resumed = if !out.status.success()
+            && left_lock
+            && text(&out.stderr).contains("changed by someone else")
+        {
+            eprintln!("{when}: the first push after an expired lock failed; retrying");
+            ok_stderr(&a, &["push", &name])
+        } else {
+            assert!(
+                out.status.success(),
+                "{when}: resuming failed: {}",
+                text(&out.stderr)
+            );
+            text(&out.stderr)
+        };
+        assert!(
+            resumed.contains("refs/heads/main"),
+            "{when}: the resumed push did not report main: {resumed}"
+        );
+        let b = remote.clone_env();
+        assert_eq!(log_ids(&b, &[]), vec![run.clone()], "{when}");
+        b.ok(&["checkout", &run, "-o", "out"]);
+        assert_eq!(
+            snapshot_dir(&b.path("out/big")),
+            expected,
+            "{when}: bit for bit"
+        );
+        fsck_clean(&b);
+        drop(b);
+        if let Some(d) = &remote.dir {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+}
+
+#[test]
+fn interrupted_push_folder() {
+    interrupted_push(Kind::Folder);
+}
+
+#[test]
+fn interrupted_push_s3() {
+    interrupted_push(Kind::S3);
+}
+
+/// A push killed while it held a folder remote's ref lock leaves the lock behind. While the
+/// lock is fresh a push is refused (and nothing moves); once it is older than a minute it is
+/// documented to be broken, so a push must then succeed.
+#[test]
+fn stale_ref_lock_on_folder_remote_is_broken() {
+    let a = Env::init();
+    let remote = Remote::new(Kind::Folder, &a, "stalelock").expect("folder remote");
+    let run1 = a.commit(&["-m", "one", "-p", "x=1"]);
+    remote.add(&a, "origin");
+    a.ok(&["push"]);
+    let run2 = a.commit(&["-m", "two", "-p", "x=2"]);
+    let main = remote.dir().join("refs/heads/main");
+    let lock = remote.dir().join("refs/heads/main.lock");
+    std::fs::write(&lock, "").unwrap();
+
+    let err = a.fails(&["push"]);
+    assert!(err.contains("refs/heads/main"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&main).unwrap().trim(),
+        run1,
+        "a refused push moved the remote branch"
+    );
+
+    age_ref_locks(remote.dir());
+    let out = a.run(&["push"]);
+    assert!(
+        out.status.success(),
+        "push with a lock older than a minute failed: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&main).unwrap().trim(), run2);
+    assert!(!lock.exists(), "the stale lock is still there");
+}
+
+// ---- 4. concurrent pushes -------------------------------------------------------------------
+
+fn concurrent_pushes(kind: Kind, rounds: usize) {
+    let a = Env::init();
+    let Some(remote) = Remote::new(kind, &a, "race") else {
+        return;
+    };
+    let base = a.commit(&["-m", "base", "-p", "round=0"]);
+    remote.add(&a, "origin");
+    a.ok(&["push"]);
+    let b = remote.clone_env();
+    let c = remote.clone_env();
+    let mut winners = vec![base];
+    for round in 0..rounds {
+        let r = round.to_string();
+        b.write("out.txt", format!("b {round}\n"));
+        c.write("out.txt", format!("c {round}\n"));
+        let rb = b.commit(&[
+            "-m",
+            "from b",
+            "-p",
+            &format!("round={r}"),
+            "--artifact",
+            "out.txt",
+        ]);
+        let rc = c.commit(&[
+            "-m",
+            "from c",
+            "-p",
+            &format!("round={r}"),
+            "--artifact",
+            "out.txt",
+        ]);
+        let pb = spawn(&b, &["push"]);
+        let pc = spawn(&c, &["push"]);
+        let ob = pb.wait_with_output().expect("wait");
+        let oc = pc.wait_with_output().expect("wait");
+        let (winner, wrun, loser, lrun, lout) = match (ob.status.success(), oc.status.success()) {
+            (true, false) => (&b, &rb, &c, &rc, &oc),
+            (false, true) => (&c, &rc, &b, &rb, &ob),
+            _ => panic!(
+                "round {round}: exactly one push must win; b: {:?} {}; c: {:?} {}",
+                ob.status.code(),
+                text(&ob.stderr),
+                oc.status.code(),
+                text(&oc.stderr)
+            ),
+        };
+        let err = text(&lout.stderr);
+        assert_eq!(lout.status.code(), Some(1), "round {round}: {err}");
+        assert!(err.starts_with("error: "), "round {round}: {err}");
+        assert!(
+            err.contains("fetch first") || err.contains("changed by someone else"),
+            "round {round}: the losing push does not say why: {err}"
+        );
+        assert_eq!(show_id(winner, "origin/main"), *wrun, "round {round}");
+
+        // The remote names the winner's run; the loser learns it by fetching.
+        loser.ok(&["fetch"]);
+        assert_eq!(show_id(loser, "origin/main"), *wrun, "round {round}");
+        let pull = loser.fails(&["pull"]);
+        assert!(pull.contains("diverged"), "round {round}: {pull}");
+        // Nothing is lost: the loser's run is still there, on its branch.
+        assert_eq!(show_id(loser, lrun), *lrun);
+        assert_eq!(
+            show_id(loser, "main"),
+            *lrun,
+            "round {round}: pull moved main"
+        );
+        assert_eq!(
+            cat_bytes(loser, &format!("{lrun}:artifacts/out.txt")),
+            if std::ptr::eq(loser, &b) {
+                format!("b {round}\n")
+            } else {
+                format!("c {round}\n")
+            }
+            .into_bytes()
+        );
+        // ... and it can still be shared on another branch.
+        let rescue = format!("rescue-{round}");
+        loser.ok(&["branch", &rescue, lrun]);
+        loser.ok(&["push", "origin", &rescue]);
+        loser.ok(&["branch", "-f", "main", "origin/main"]);
+        winners.push(wrun.clone());
+    }
+    let d = remote.clone_env();
+    winners.reverse();
+    assert_eq!(log_ids(&d, &["main"]), winners, "the remote's main history");
+    for round in 0..rounds {
+        let rescued = show_id(&d, &format!("rescue-{round}"));
+        assert!(!winners.contains(&rescued), "round {round}");
+    }
+    fsck_clean(&d);
+}
+
+#[test]
+fn concurrent_pushes_folder() {
+    concurrent_pushes(Kind::Folder, 4);
+}
+
+#[test]
+fn concurrent_pushes_s3() {
+    concurrent_pushes(Kind::S3, 3);
+}
+
+// ---- 5. non-fast-forward pushes and tags ----------------------------------------------------
+
+fn non_fast_forward(kind: Kind) {
+    let a = Env::init();
+    let Some(remote) = Remote::new(kind, &a, "nonff") else {
+        return;
+    };
+    let run1 = a.commit(&["-m", "one", "-p", "x=1"]);
+    a.ok(&["tag", "v1"]);
+    remote.add(&a, "origin");
+    a.ok(&["push", "origin", "main", "v1"]);
+    let b = remote.clone_env();
+    let run2 = a.commit(&["-m", "two", "-p", "x=2"]);
+    a.ok(&["push"]);
+
+    // B builds on the old tip: refused, whether or not it has seen the remote's run.
+    let run3 = b.commit(&["-m", "three", "-p", "x=3"]);
+    let err = b.fails(&["push"]);
+    assert!(
+        err.contains("fetch first") && err.contains("--force"),
+        "unhelpful refusal: {err}"
+    );
+    b.ok(&["fetch"]);
+    assert_eq!(show_id(&b, "origin/main"), run2);
+    let err = b.fails(&["push"]);
+    assert!(err.contains("not a fast-forward"), "{err}");
+    assert_eq!(
+        show_id(&remote.clone_env(), "main"),
+        run2,
+        "a refused push moved main"
+    );
+
+    // --force replaces it.
+    b.ok(&["push", "--force"]);
+    let fresh = remote.clone_env();
+    assert_eq!(log_ids(&fresh, &[]), vec![run3.clone(), run1.clone()]);
+    assert_eq!(show_id(&b, "origin/main"), run3);
+    // A, whose run is no longer on the remote, cannot pull over it.
+    let err = a.fails(&["pull"]);
+    assert!(err.contains("diverged"), "{err}");
+    assert_eq!(show_id(&a, "main"), run2);
+
+    // Tags never move on the remote without --force.
+    b.ok(&["tag", "-f", "v1", &run3]);
+    let err = b.fails(&["push", "origin", "v1"]);
+    assert!(err.contains("tags do not move"), "{err}");
+    assert_eq!(show_id(&remote.clone_env(), "v1"), run1);
+    // A fetch does not move a local tag either.
+    let fetched = ok_stderr(&b, &["fetch"]);
+    assert!(fetched.contains("kept local refs/tags/v1"), "{fetched}");
+    assert_eq!(show_id(&b, "v1"), run3);
+    b.ok(&["push", "origin", "v1", "--force"]);
+    assert_eq!(show_id(&remote.clone_env(), "v1"), run3);
+    let fetched = ok_stderr(&a, &["fetch"]);
+    assert!(fetched.contains("kept local refs/tags/v1"), "{fetched}");
+    assert_eq!(show_id(&a, "v1"), run1, "fetch moved a local tag");
+    fsck_clean(&a);
+    fsck_clean(&b);
+}
+
+#[test]
+fn non_fast_forward_folder() {
+    non_fast_forward(Kind::Folder);
+}
+
+#[test]
+fn non_fast_forward_s3() {
+    non_fast_forward(Kind::S3);
+}
+
+// ---- 6. hostile folder remote ---------------------------------------------------------------
+
+/// One entry of a remote pack index.
+#[derive(Debug, Clone)]
+struct IdxEntry {
+    id: String,
+    offset: u64,
+    stored_len: u32,
+    kind: u8,
+}
+
+const IDX_ENTRY: usize = 32 + 8 + 4 + 8 + 1 + 1;
+const RECORD_HEADER: u64 = 52;
+
+fn idx_entries(bytes: &[u8]) -> Vec<IdxEntry> {
+    assert_eq!(&bytes[..8], b"CAIRNIDX");
+    let count = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    (0..count)
+        .map(|i| {
+            let e = &bytes[16 + i * IDX_ENTRY..16 + (i + 1) * IDX_ENTRY];
+            IdxEntry {
+                id: e[..32].iter().map(|b| format!("{b:02x}")).collect(),
+                offset: u64::from_le_bytes(e[32..40].try_into().unwrap()),
+                stored_len: u32::from_le_bytes(e[40..44].try_into().unwrap()),
+                kind: e[52],
+            }
+        })
+        .collect()
+}
+
+/// The one pack of a folder remote and its index.
+fn remote_pack(dir: &Path) -> (PathBuf, PathBuf) {
+    let mut packs: Vec<PathBuf> = std::fs::read_dir(dir.join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+        .collect();
+    assert_eq!(packs.len(), 1, "expected one pack: {packs:?}");
+    let pack = packs.pop().unwrap();
+    let idx = pack.with_extension("idx");
+    assert!(idx.exists());
+    (pack, idx)
+}
+
+/// A repository with a run (data files and a chunked model) pushed to a folder remote.
+fn hostile_setup(tag: &str) -> (Env, Remote, String) {
+    let a = Env::init();
+    let remote = Remote::new(Kind::Folder, &a, tag).expect("folder remote");
+    for i in 0..20u64 {
+        a.write(&format!("data/f{i}.txt"), format!("line {i}\n").repeat(50));
+    }
+    a.write("model.bin", noise(9, 600 << 10));
+    let run = a.commit(&["-m", "victim", "--data", "data", "--artifact", "model.bin"]);
+    remote.add(&a, "origin");
+    a.ok(&["push"]);
+    (a, remote, run)
+}
+
+/// Asserts that a failed clone left nothing behind but, at most, an empty and sound repository.
+fn assert_clone_stored_nothing(env: &Env, what: &str) {
+    if env.path(".cairn").exists() {
+        assert_eq!(
+            fsck_clean(env),
+            0,
+            "{what}: the failed clone stored objects"
+        );
+        assert_eq!(log_ids(env, &[]), Vec::<String>::new(), "{what}");
+    }
+}
+
+/// A repository with one run of its own and the remote `origin` added.
+fn bystander(remote: &Remote) -> (Env, String, u64) {
+    let c = Env::init();
+    let own = c.commit(&["-m", "own", "-p", "y=1"]);
+    remote.add(&c, "origin");
+    let objects = fsck_clean(&c);
+    (c, own, objects)
+}
+
+/// Asserts that a failed fetch changed nothing in a repository made by [`bystander`].
+fn assert_fetch_stored_nothing(c: &Env, own: &str, objects: u64, what: &str) {
+    assert_eq!(
+        fsck_clean(c),
+        objects,
+        "{what}: the failed fetch stored objects"
+    );
+    assert_eq!(log_ids(c, &[]), vec![own.to_string()], "{what}");
+    let out = c.run(&["show", "origin/main"]);
+    assert!(
+        !out.status.success(),
+        "{what}: the failed fetch created origin/main"
+    );
+}
+
+fn flip(path: &Path, offset: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn hostile_remote_flipped_record_byte_is_refused() {
+    let (_a, remote, _run) = hostile_setup("flip");
+    let (pack, idx) = remote_pack(remote.dir());
+    let entries = idx_entries(&std::fs::read(&idx).unwrap());
+    // A data blob and a chunk of the model: each damaged in turn.
+    let mut victims: Vec<IdxEntry> = entries
+        .iter()
+        .filter(|e| e.kind == 1 && e.stored_len > 64)
+        .cloned()
+        .collect();
+    victims.sort_by_key(|e| std::cmp::Reverse(e.stored_len));
+    let victims = [victims[0].clone(), victims[victims.len() - 1].clone()];
+    for victim in victims {
+        let at = victim.offset + RECORD_HEADER + u64::from(victim.stored_len) / 2;
+        flip(&pack, at);
+        let (b, out) = remote.try_clone();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "clone of a damaged pack: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+        assert!(
+            err.contains(&victim.id),
+            "the error does not name the damaged object {}: {err}",
+            victim.id
+        );
+        assert!(
+            err.split(|c: char| !c.is_ascii_hexdigit()).any(is_hex64),
+            "{err}"
+        );
+        assert_clone_stored_nothing(&b, "damaged record");
+
+        let (c, own, objects) = bystander(&remote);
+        let err = c.fails(&["fetch"]);
+        assert!(err.contains(&victim.id), "{err}");
+        assert_fetch_stored_nothing(&c, &own, objects, "damaged record");
+        flip(&pack, at);
+    }
+    // Repaired, it clones.
+    let b = remote.clone_env();
+    fsck_clean(&b);
+}
+
+#[test]
+fn hostile_remote_truncated_pack_is_refused() {
+    let (a, remote, _run) = hostile_setup("trunc");
+    // The first run's pack is damaged; a second run, in its own pack, is sound, so a fetch
+    // receives good objects before it meets the damage.
+    let (pack, _) = remote_pack(remote.dir());
+    a.write("data/f0.txt", "changed\n");
+    a.write("model.bin", noise(10, 600 << 10));
+    let run2 = a.commit(&["-m", "second", "--data", "data", "--artifact", "model.bin"]);
+    a.ok(&["push"]);
+    assert_eq!(show_id(&a, "origin/main"), run2);
+    let len = std::fs::metadata(&pack).unwrap().len();
+    for keep in [len / 2, len - 1] {
+        let original = std::fs::read(&pack).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&pack)
+            .unwrap()
+            .set_len(keep)
+            .unwrap();
+        let (b, out) = remote.try_clone();
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "clone of a truncated pack: {err}"
+        );
+        assert!(
+            err.starts_with("error: ") && !err.contains("panicked"),
+            "{err}"
+        );
+        assert!(
+            err.contains(".pack") || err.contains("truncated"),
+            "unclear: {err}"
+        );
+        assert_clone_stored_nothing(&b, "truncated pack");
+        let (c, own, objects) = bystander(&remote);
+        c.fails(&["fetch"]);
+        assert_fetch_stored_nothing(&c, &own, objects, "truncated pack");
+        std::fs::write(&pack, original).unwrap();
+    }
+}
+
+#[test]
+fn hostile_remote_ref_to_missing_object_is_refused() {
+    let (_a, remote, _run) = hostile_setup("dangling");
+    let missing = blake3::hash(b"not on the remote").to_hex().to_string();
+    std::fs::write(
+        remote.dir().join("refs/heads/ghost"),
+        format!("{missing}\n"),
+    )
+    .unwrap();
+    let (b, out) = remote.try_clone();
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "clone with a dangling ref: {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains(&missing),
+        "the error does not name {missing}: {err}"
+    );
+    assert_clone_stored_nothing(&b, "dangling ref");
+    let (c, own, objects) = bystander(&remote);
+    let err = c.fails(&["fetch"]);
+    assert!(err.contains(&missing), "{err}");
+    assert_fetch_stored_nothing(&c, &own, objects, "dangling ref");
+
+    // A ref that is not an id at all.
+    std::fs::write(remote.dir().join("refs/heads/ghost"), "garbage\n").unwrap();
+    let (b, out) = remote.try_clone();
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "clone with a malformed ref: {err}"
+    );
+    assert!(err.contains("refs/heads/ghost"), "{err}");
+    assert_clone_stored_nothing(&b, "malformed ref");
+}
+
+#[test]
+fn hostile_remote_corrupted_index_is_refused() {
+    let (_a, remote, _run) = hostile_setup("idx");
+    let (_, idx) = remote_pack(remote.dir());
+    let original = std::fs::read(&idx).unwrap();
+    let mid = original.len() as u64 / 2;
+    flip(&idx, mid);
+    let (b, out) = remote.try_clone();
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "clone with a damaged index: {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains(".idx"),
+        "the error does not name the index: {err}"
+    );
+    assert_clone_stored_nothing(&b, "damaged index");
+    let (c, own, objects) = bystander(&remote);
+    c.fails(&["fetch"]);
+    assert_fetch_stored_nothing(&c, &own, objects, "damaged index");
+
+    // An index with a valid checksum that lies about where objects are: two records swapped.
+    let mut lying = original.clone();
+    let entries = idx_entries(&original);
+    let blobs: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].kind == 1)
+        .collect();
+    let (i, j) = (blobs[0], blobs[1]);
+    let field = |k: usize| 16 + k * IDX_ENTRY + 32..16 + k * IDX_ENTRY + 52;
+    let (fi, fj) = (original[field(i)].to_vec(), original[field(j)].to_vec());
+    lying[field(i)].copy_from_slice(&fj);
+    lying[field(j)].copy_from_slice(&fi);
+    let body = lying.len() - 32;
+    let sum = *blake3::hash(&lying[..body]).as_bytes();
+    lying[body..].copy_from_slice(&sum);
+    std::fs::write(&idx, &lying).unwrap();
+    let (b, out) = remote.try_clone();
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "clone with a lying index: {err}"
+    );
+    assert!(
+        err.contains(&entries[i].id) || err.contains(&entries[j].id),
+        "{err}"
+    );
+    assert_clone_stored_nothing(&b, "lying index");
+    std::fs::write(&idx, &original).unwrap();
+    fsck_clean(&remote.clone_env());
+}
+
+/// Branch and tag names a remote offers are checked like local ones: a hostile remote cannot
+/// create local refs that `cairn branch` would refuse (with spaces, leading dots or dashes,
+/// terminal escapes).
+#[test]
+fn hostile_remote_ref_names_are_not_taken() {
+    let (_a, remote, run) = hostile_setup("names");
+    let bad = ["bad name", ".hidden", "-rf", "esc\x1b[2Jx"];
+    std::fs::create_dir_all(remote.dir().join("refs/tags")).unwrap();
+    for name in bad {
+        for kind in ["heads", "tags"] {
+            let path = remote.dir().join("refs").join(kind).join(name);
+            std::fs::write(path, format!("{run}\n")).unwrap();
+        }
+    }
+    let (b, out) = remote.try_clone();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "clone: {}",
+        text(&out.stderr)
+    );
+    if out.status.success() {
+        let branches = b.ok(&["branch"]);
+        let tags = b.ok(&["tag"]);
+        for name in bad {
+            assert!(
+                !branches.contains(name),
+                "a remote's invalid branch name {name:?} became a local branch:\n{branches}"
+            );
+            assert!(
+                !tags.contains(name),
+                "a remote's invalid tag name {name:?} became a local tag:\n{tags}"
+            );
+        }
+        assert_eq!(show_id(&b, "main"), run);
+    }
+}
+
+// ---- 7. fetch --only -----------------------------------------------------------------------
+
+fn fetch_only(kind: Kind) {
+    let a = Env::init();
+    let Some(remote) = Remote::new(kind, &a, "only") else {
+        return;
+    };
+    for i in 0..4u64 {
+        a.write(&format!("data/big/f{i}.bin"), noise(40 + i, 5 << 20));
+    }
+    let model = noise(50, 1 << 20);
+    a.write("model.bin", &model);
+    let run = a.commit(&[
+        "-m",
+        "large",
+        "--data",
+        "big=data/big",
+        "--artifact",
+        "model.bin",
+    ]);
+    remote.add(&a, "origin");
+    let (_, full) = push_stats(&a, &[]);
+    assert!(full > 20e6, "the run is {full} bytes");
+
+    let c = Env::init();
+    remote.add(&c, "origin");
+    let got = ok_stderr(
+        &c,
+        &[
+            "fetch",
+            "origin",
+            &run[..12],
+            "--only",
+            "artifacts/model.bin",
+        ],
+    );
+    let (objects, bytes) = transfer(&got, "Fetched from ");
+    assert!(objects > 0, "{got}");
+    assert!(
+        bytes >= model.len() as f64 && bytes < 1.3 * model.len() as f64,
+        "fetch --only received {bytes} bytes for a {} byte file (run: {full}): {got}",
+        model.len()
+    );
+    assert_eq!(cat_bytes(&c, &format!("{run}:artifacts/model.bin")), model);
+    fsck_clean(&c);
+    // What was not fetched is reported as missing, not read as something else.
+    let out = c.run(&["cat", &format!("{run}:data/big/f0.bin")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    // A partial run is not pushed anywhere.
+    let other = Remote::new(Kind::Folder, &c, "partial-copy").expect("folder remote");
+    other.add(&c, "copy");
+    c.ok(&["branch", "partial", &run]);
+    let err = c.fails(&["push", "copy", "partial"]);
+    assert!(err.contains("partial"), "{err}");
+
+    // A full fetch completes it.
+    c.ok(&["fetch"]);
+    assert_eq!(
+        cat_bytes(&c, &format!("{run}:data/big/f3.bin")),
+        noise(43, 5 << 20)
+    );
+    c.ok(&["push", "copy", "partial"]);
+    fsck_clean(&c);
+}
+
+#[test]
+fn fetch_only_folder() {
+    fetch_only(Kind::Folder);
+}
+
+#[test]
+fn fetch_only_s3() {
+    fetch_only(Kind::S3);
+}
+
+// ---- 8. managing remotes --------------------------------------------------------------------
+
+fn manage_remotes(kind: Kind) {
+    let a = Env::init();
+    let Some(remote) = Remote::new(kind, &a, "manage") else {
+        return;
+    };
+    assert_eq!(a.ok(&["remote"]), "");
+    remote.add(&a, "origin");
+    assert_eq!(a.ok(&["remote"]), "origin\n");
+    let listing = a.ok(&["remote", "-v"]);
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with("origin"))
+        .unwrap_or_else(|| panic!("remote -v: {listing}"));
+    assert!(line.contains(&remote.url), "remote -v: {listing}");
+    if let Some(e) = &remote.endpoint {
+        assert!(line.contains(e), "remote -v omits the endpoint: {listing}");
+    }
+
+    // The same name twice, an unknown scheme, a bad name.
+    let err = a.fails(&remote.with_endpoint(&["remote", "add", "origin", &remote.url]));
+    assert!(err.contains("origin") && err.contains("exists"), "{err}");
+    let err = a.fails(&["remote", "add", "web", "http://x"]);
+    assert!(err.contains("http"), "{err}");
+    assert!(err.contains("scheme"), "{err}");
+    a.fails(&["remote", "add", "a/b", &remote.url]);
+    assert_eq!(a.ok(&["remote"]), "origin\n");
+
+    let run = a.commit(&["-m", "one", "-p", "x=1"]);
+    a.ok(&["push"]);
+    assert_eq!(show_id(&a, "origin/main"), run);
+    let removed = ok_stderr(&a, &["remote", "remove", "origin"]);
+    assert!(removed.contains("origin"), "{removed}");
+    assert_eq!(a.ok(&["remote"]), "");
+    let out = a.run(&["show", "origin/main"]);
+    assert!(
+        !out.status.success(),
+        "remote-tracking refs survived the removal"
+    );
+    let err = a.fails(&["push", "origin"]);
+    assert!(err.contains("origin"), "{err}");
+    let err = a.fails(&["fetch", "origin"]);
+    assert!(err.contains("origin"), "{err}");
+    let err = a.fails(&["remote", "remove", "origin"]);
+    assert!(err.contains("origin"), "{err}");
+
+    // Added again, the remote still has the run.
+    remote.add(&a, "origin");
+    a.ok(&["fetch"]);
+    assert_eq!(show_id(&a, "origin/main"), run);
+    if kind == Kind::Folder {
+        // file:// URLs and relative folders name the same remote.
+        let file_url = format!("file://{}", remote.url);
+        a.ok(&["remote", "add", "viafile", &file_url]);
+        a.ok(&["fetch", "viafile"]);
+        assert_eq!(show_id(&a, "viafile/main"), run);
+        let rel = remote.dir().strip_prefix(a.tmp.path()).unwrap();
+        let rel = format!("../{}", rel.display());
+        a.ok(&["remote", "add", "rel", &rel]);
+        let listing = a.ok(&["remote", "-v"]);
+        let line = listing.lines().find(|l| l.starts_with("rel")).unwrap();
+        assert!(
+            line.contains("\t/"),
+            "relative folder not made absolute: {line}"
+        );
+        a.ok(&["fetch", "rel"]);
+        assert_eq!(show_id(&a, "rel/main"), run);
+    }
+    fsck_clean(&a);
+}
+
+#[test]
+fn manage_remotes_folder() {
+    manage_remotes(Kind::Folder);
+}
+
+#[test]
+fn manage_remotes_s3() {
+    manage_remotes(Kind::S3);
+}
+
+/// Failing S3 commands say what failed without ever printing the secret key.
+#[test]
+fn s3_errors_never_show_the_secret() {
+    let Some(s3) = s3_server() else {
+        return;
+    };
+    let a = Env::init();
+    a.commit(&["-m", "one", "-p", "x=1"]);
+    let url = s3_url("secret");
+    let bad_bucket = "s3://ab/prefix";
+    let mut failures: Vec<(String, Output)> = Vec::new();
+    let args = [
+        "remote",
+        "add",
+        "bad",
+        bad_bucket,
+        "--endpoint",
+        &s3.endpoint,
+    ];
+    failures.push((format!("{args:?}"), a.run(&args)));
+    let args = ["clone", bad_bucket, "cloned", "--endpoint", &s3.endpoint];
+    failures.push((format!("{args:?}"), a.run(&args)));
+    let args = [
+        "remote",
+        "add",
+        "nocheck",
+        bad_bucket,
+        "--endpoint",
+        &s3.endpoint,
+        "--no-check",
+    ];
+    a.ok(&args);
+    failures.push(("push nocheck".into(), a.run(&["push", "nocheck"])));
+    // A wrong key id: the server refuses the signed request; the secret is still in the
+    // environment.
+    a.ok(&["remote", "add", "origin", &url, "--endpoint", &s3.endpoint]);
+    let out = a
+        .cmd()
+        .args(["push", "origin"])
+        .env("AWS_ACCESS_KEY_ID", "wrongkeyid")
+        .output()
+        .unwrap();
+    failures.push(("push with a wrong key id".into(), out));
+    for (what, out) in failures {
+        let err = text(&out.stderr);
+        let all = format!("{}{err}", text(&out.stdout));
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.starts_with("error: "), "{what}: {err}");
+        assert!(!all.contains(S3_SECRET), "{what} printed the secret: {all}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+    }
+    assert!(
+        !a.path("cloned/.cairn").exists(),
+        "a failed clone left a repository"
+    );
+    // The remotes file never holds a credential.
+    let config = std::fs::read_to_string(a.path(".cairn/remotes.toml")).unwrap();
+    assert!(
+        !config.contains(S3_SECRET) && !config.contains(S3_KEY),
+        "{config}"
+    );
+}
+
+/// An S3 endpoint that is not a URL is refused with a clear error, not a crash.
+#[test]
+fn s3_malformed_endpoint_is_a_clear_error() {
+    let a = Env::init();
+    let url = s3_url("endpoint");
+    let err = a.fails(&["remote", "add", "origin", &url, "--endpoint", "not a url"]);
+    assert!(
+        err.contains("not a url") || err.contains("endpoint"),
+        "{err}"
+    );
+    a.ok(&[
+        "remote",
+        "add",
+        "later",
+        &url,
+        "--endpoint",
+        "not a url",
+        "--no-check",
+    ]);
+    a.commit(&["-m", "one", "-p", "x=1"]);
+    let err = a.fails(&["push", "later"]);
+    assert!(
+        err.contains("endpoint") || err.contains("not a url"),
+        "{err}"
+    );
+    assert!(!err.contains(S3_SECRET), "{err}");
+}
