@@ -379,15 +379,12 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
     };
 
     // ---- publish (short session) ----------------------------------------------------------
-    let session = match writer.take_session() {
-        Some(s) => s,
-        None => match store.session() {
-            Ok(s) => s,
-            Err(e) => {
-                writer.abandon();
-                return Err(e.into());
-            }
-        },
+    let session = match writer.publishing_session() {
+        Ok(s) => s,
+        Err(e) => {
+            writer.abandon();
+            return Err(e.into());
+        }
     };
     let head = refs::head(&session)?;
     // `old` is what the branch ref holds now (for compare-and-swap); the parent is the branch
@@ -504,15 +501,12 @@ pub fn store_code(
             return Err(e);
         }
     };
-    let session = match writer.take_session() {
-        Some(s) => s,
-        None => match store.session() {
-            Ok(s) => s,
-            Err(e) => {
-                writer.abandon();
-                return Err(e.into());
-            }
-        },
+    let session = match writer.publishing_session() {
+        Ok(s) => s,
+        Err(e) => {
+            writer.abandon();
+            return Err(e.into());
+        }
     };
     // Unchanged code (everything already stored, stat cache up to date): nothing to publish.
     if writer.new_objects() == 0 && stats.is_empty() && session.contains(&state.tree)? {

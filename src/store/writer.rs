@@ -102,6 +102,14 @@ impl<'s> ObjectWriter<'s> {
         self.held.take().map(|(s, _)| s)
     }
 
+    /// The session to publish in: the one the writer holds, or a new one.
+    pub fn publishing_session(&mut self) -> Result<Session<'s>> {
+        match self.take_session() {
+            Some(s) => Ok(s),
+            None => self.store.session(),
+        }
+    }
+
     /// Notes the gc generation seen in `session` (the first one seen is kept): call it in
     /// every session whose answers the writer will rely on.
     pub fn observe(&mut self, session: &Session) -> Result<()> {

@@ -339,3 +339,53 @@ pub fn s3_url(tag: &str) -> String {
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
 }
+
+// ---- helpers shared by the remote and registry tests ----
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn parse_json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not valid JSON ({e}):\n{s}"))
+}
+
+/// Runs `args`, asserts success, returns stderr (where status lines go).
+pub fn ok_stderr(env: &Env, args: &[&str]) -> String {
+    let out = env.run(args);
+    assert!(
+        out.status.success(),
+        "cairn {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stderr)
+}
+
+/// A human size as printed by cairn (`2.9 MiB`), in bytes.
+pub fn parse_size(s: &str) -> f64 {
+    let (num, unit) = s
+        .trim()
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("not a size: {s:?}"));
+    let n: f64 = num.parse().unwrap_or_else(|_| panic!("not a size: {s:?}"));
+    let mult = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("unknown size unit {other:?} in {s:?}"),
+    };
+    n * mult
+}
+
+/// Starts cairn with `args`, output captured.
+pub fn spawn(env: &Env, args: &[&str]) -> std::process::Child {
+    env.cmd()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cairn")
+}

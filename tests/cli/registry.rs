@@ -2,7 +2,7 @@
 //! registry through folder and S3 remotes (including concurrent promotions).
 
 use std::path::PathBuf;
-use std::process::{Child, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -13,30 +13,9 @@ use crate::common::*;
 /// Size of the model files of most tests.
 const MODEL_LEN: usize = 3 << 20;
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn parse_json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not valid JSON ({e}):\n{s}"))
-}
-
 /// Runs `args`, asserts success, parses stdout as JSON.
 fn json(env: &Env, args: &[&str]) -> Value {
     parse_json(&env.ok(args))
-}
-
-/// Runs `args`, asserts success, returns stderr (where status lines go).
-fn ok_stderr(env: &Env, args: &[&str]) -> String {
-    let out = env.run(args);
-    assert!(
-        out.status.success(),
-        "cairn {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stderr)
 }
 
 /// Runs `args`, asserts it fails with exit 1 and a single `error:` line that mentions every
@@ -122,23 +101,6 @@ fn only_file(dir: &std::path::Path) -> (PathBuf, Vec<u8>) {
     (p, bytes)
 }
 
-/// A human size as printed by cairn (`2.9 MiB`), in bytes.
-fn parse_size(s: &str) -> f64 {
-    let (num, unit) = s
-        .trim()
-        .split_once(' ')
-        .unwrap_or_else(|| panic!("not a size: {s:?}"));
-    let n: f64 = num.parse().unwrap_or_else(|_| panic!("not a size: {s:?}"));
-    let mult = match unit {
-        "B" => 1.0,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        other => panic!("unknown size unit {other:?} in {s:?}"),
-    };
-    n * mult
-}
-
 /// Objects and bytes of `Fetched from REMOTE: N object(s), SIZE` on stderr.
 fn fetched(stderr: &str) -> (u64, f64) {
     let line = stderr
@@ -156,16 +118,6 @@ fn fetched(stderr: &str) -> (u64, f64) {
             .unwrap_or_else(|_| panic!("odd object count in {line:?}")),
         parse_size(size),
     )
-}
-
-/// Starts cairn with `args`, output captured.
-fn spawn(env: &Env, args: &[&str]) -> Child {
-    env.cmd()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cairn")
 }
 
 /// Records a training run: `model.bin` of `len` bytes of noise from `seed`, a data folder,

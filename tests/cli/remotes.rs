@@ -90,27 +90,6 @@ impl Remote {
 
 // ---- helpers --------------------------------------------------------------------------------
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn parse_json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not valid JSON ({e}):\n{s}"))
-}
-
-/// Runs `args`, asserts success, returns stderr (where status lines go).
-fn ok_stderr(env: &Env, args: &[&str]) -> String {
-    let out = env.run(args);
-    assert!(
-        out.status.success(),
-        "cairn {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stderr)
-}
-
 /// The ids `cairn log --json ARGS` lists, in order.
 fn log_ids(env: &Env, args: &[&str]) -> Vec<String> {
     let mut all = vec!["log", "--json"];
@@ -161,23 +140,6 @@ fn cat_bytes(env: &Env, spec: &str) -> Vec<u8> {
     out.stdout
 }
 
-/// A human size as printed by cairn (`2.9 MiB`), in bytes (to 0.1 unit).
-fn parse_size(s: &str) -> f64 {
-    let (num, unit) = s
-        .trim()
-        .split_once(' ')
-        .unwrap_or_else(|| panic!("not a size: {s:?}"));
-    let n: f64 = num.parse().unwrap_or_else(|_| panic!("not a size: {s:?}"));
-    let mult = match unit {
-        "B" => 1.0,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        other => panic!("unknown size unit {other:?} in {s:?}"),
-    };
-    n * mult
-}
-
 /// Objects and bytes of the status line starting with `prefix` ("Pushed to ", "Fetched from "):
 /// `Pushed to origin: 341 object(s), 2.9 MiB in 1 pack(s)`.
 fn transfer(stderr: &str, prefix: &str) -> (u64, f64) {
@@ -204,16 +166,6 @@ fn push_stats(env: &Env, args: &[&str]) -> (u64, f64) {
     let mut all = vec!["push"];
     all.extend_from_slice(args);
     transfer(&ok_stderr(env, &all), "Pushed to ")
-}
-
-/// Starts cairn with `args`, output captured.
-fn spawn(env: &Env, args: &[&str]) -> Child {
-    env.cmd()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cairn")
 }
 
 fn is_hex64(s: &str) -> bool {
