@@ -323,7 +323,7 @@ fn write_packs(
             codec: loc.codec,
         });
         out.len += RECORD_HEADER_LEN + stored.len() as u64;
-        progress.advance(1);
+        progress.advance(RECORD_HEADER_LEN + stored.len() as u64);
     }
     for p in &mut packs {
         p.file.flush().map_err(io_err(&p.path))?;
@@ -400,7 +400,7 @@ pub fn push(
         }
         let roots: Vec<ObjectId> = updates.iter().map(|u| u.1).collect();
         let ids = missing_postorder(&session, &roots, &rindex)?;
-        progress.begin("packing", Some(ids.len() as u64));
+        progress.begin("packing", None);
         let packs = write_packs(&session, &tmp, &ids, progress)?;
         progress.end();
         (updates, packs)
