@@ -54,7 +54,10 @@ log "building (cargo build --release)"
 CAIRN="$ROOT/target/release/cairn"
 [ -x "$CAIRN" ] || die "no binary at target/release/cairn"
 # The source the binary was built from (the working tree may change while the script runs).
-REV="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if ! git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null; then
+    REV="$REV with uncommitted changes to src/ or Cargo files"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Workloads (the same as benches/bench.sh).
@@ -675,7 +678,7 @@ load = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 print("# cairn remote benchmark results\n")
 print(f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}")
-print(f"- cairn: release build of commit {env.get('REV', 'unknown')} (as the working tree was at build time)")
+print(f"- cairn: release build of commit {env.get('REV', 'unknown')} (source as it was at build time)")
 print(f"- machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
       f"load average (1/5/15 min) at start {env.get('LOAD_START', '?')}, at end {load}; "
       f"the measurements took {int(env.get('ELAPSED', 0)) // 60} min")
