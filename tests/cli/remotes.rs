@@ -1430,3 +1430,67 @@ fn s3_malformed_endpoint_is_a_clear_error() {
     );
     assert!(!err.contains(S3_SECRET), "{err}");
 }
+
+// ---- interrupted fetch -----------------------------------------------------------------------
+
+/// A fetch killed at any moment leaves the receiving repository sound, with no remote-tracking
+/// ref naming anything incomplete; fetching again completes it, and the run restores bit for bit.
+#[test]
+fn interrupted_fetch_folder() {
+    let a = Env::init();
+    make_inputs(&a, 7);
+    a.write("big.bin", noise(99, 40 << 20));
+    let run = a.commit(&["-m", "big", "--artifact", "big.bin", "--data", "data"]);
+    let remote = Remote::new(Kind::Folder, &a, "fetch-kill").expect("folder remote");
+    remote.add(&a, "origin");
+    a.ok(&["push", "-q", "origin"]);
+    let want = snapshot_dir(&a.work);
+    for (i, delay_ms) in [5u64, 40, 120, 300].into_iter().enumerate() {
+        let b = Env::init();
+        remote.add(&b, "origin");
+        let mut child = spawn(&b, &["fetch", "-q", "origin"]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        fsck_clean(&b);
+        // The tracking ref exists only if everything it reaches arrived.
+        let tracked = b.run(&["show", "--json", "origin/main"]);
+        if tracked.status.success() {
+            assert!(
+                text(&tracked.stdout).contains(&run),
+                "round {i}: origin/main names another run"
+            );
+            let out = b.tmp.path().join(format!("check-{i}"));
+            b.ok(&[
+                "checkout",
+                "origin/main",
+                "-o",
+                out.to_str().expect("utf-8 path"),
+            ]);
+        }
+        // Fetching again finishes the job.
+        b.ok(&["fetch", "-q", "origin"]);
+        fsck_clean(&b);
+        let out = b.tmp.path().join(format!("restored-{i}"));
+        b.ok(&[
+            "checkout",
+            "origin/main",
+            "--data",
+            "--artifacts",
+            "-o",
+            out.to_str().expect("utf-8 path"),
+        ]);
+        let got = snapshot_dir(&out);
+        for path in [
+            PathBuf::from("big.bin"),
+            PathBuf::from("data/train/part1/row1.csv"),
+        ] {
+            assert_eq!(
+                got.get(&path),
+                want.get(&path),
+                "round {i}: {} differs",
+                path.display()
+            );
+        }
+    }
+}
