@@ -19,6 +19,9 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 pub enum Action {
     /// Register a run's output as the next version (v1, v2, ...); versions never change.
+    #[command(
+        after_help = "Examples:\n  cairn model register resnet HEAD --path artifacts/model.pt -m \"first good one\"\n  cairn model register resnet 3f2a   # the run's whole artifacts folder"
+    )]
     Register {
         /// Model name.
         name: String,
@@ -32,12 +35,16 @@ pub enum Action {
         message: String,
     },
     /// List models: latest version and who holds each stage.
+    #[command(after_help = "Examples:\n  cairn model ls\n  cairn model ls --json")]
     Ls {
         /// JSON output.
         #[arg(long)]
         json: bool,
     },
     /// Show a version and its lineage: NAME, NAME@vN or NAME@STAGE.
+    #[command(
+        after_help = "Examples:\n  cairn model show resnet\n  cairn model show resnet@v3\n  cairn model show resnet@production --json"
+    )]
     Show {
         /// NAME[@vN|@STAGE].
         spec: String,
@@ -46,6 +53,9 @@ pub enum Action {
         json: bool,
     },
     /// Put a version into a stage (one version per stage), or empty a stage with --remove.
+    #[command(
+        after_help = "Examples:\n  cairn model stage resnet v2 staging\n  cairn model stage resnet v2 production -m \"passed the eval\"\n  cairn model stage resnet --remove staging"
+    )]
     Stage {
         /// Model name.
         name: String,
@@ -61,6 +71,9 @@ pub enum Action {
         message: String,
     },
     /// Every registration and stage change: who, when, from which version to which.
+    #[command(
+        after_help = "Examples:\n  cairn model history resnet\n  cairn model history resnet --json"
+    )]
     History {
         /// Model name.
         name: String,

@@ -19,6 +19,9 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 pub enum Action {
     /// Add a remote.
+    #[command(
+        after_help = "Examples:\n  cairn remote add origin /mnt/team/cairn\n  cairn remote add origin s3://ml-runs/team-a\n  cairn remote add minio s3://runs/cairn --endpoint http://127.0.0.1:9000"
+    )]
     Add {
         /// Its name (e.g. origin).
         name: String,
@@ -35,7 +38,7 @@ pub enum Action {
         no_check: bool,
     },
     /// Remove a remote and its remote-tracking refs.
-    #[command(alias = "rm")]
+    #[command(alias = "rm", after_help = "Examples:\n  cairn remote remove old")]
     Remove {
         /// The remote.
         name: String,

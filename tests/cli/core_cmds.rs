@@ -1532,6 +1532,20 @@ fn a_small_change_in_a_large_folder_gives_a_new_data_id() {
 
 // ---- 11. completions and help ---------------------------------------------------------------
 
+/// The command names a clap help text lists under "Commands:" (without `help`).
+fn listed_commands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        // Command lines are indented by two spaces; wrapped descriptions by more.
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|w| w.trim_end_matches(',').to_string())
+        .filter(|w| w != "help")
+        .collect()
+}
+
 #[test]
 fn completions_and_help() {
     let env = Env::new();
@@ -1564,19 +1578,35 @@ fn completions_and_help() {
     assert!(top.contains("Examples"), "{top}");
     for sub in subcommands {
         assert!(top.contains(sub), "{sub} missing from --help: {top}");
-        let out = env.run(&[sub, "--help"]);
+    }
+    // Every command listed by --help, at every level, has its own help with examples.
+    let mut todo: Vec<Vec<String>> = listed_commands(&top).into_iter().map(|c| vec![c]).collect();
+    assert!(todo.len() >= 25, "too few commands listed: {top}");
+    while let Some(path) = todo.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = env.run(&args);
+        let name = path.join(" ");
         assert_eq!(
             out.status.code(),
             Some(0),
-            "{sub} --help: {}",
+            "{name} --help: {}",
             stderr_of(&out)
         );
         let text = stdout_of(&out);
         assert!(
             text.contains("Examples"),
-            "{sub} --help has no examples: {text}"
+            "{name} --help has no examples: {text}"
         );
-        assert!(text.contains(&format!("cairn {sub}")), "{sub}: {text}");
+        assert!(
+            text.contains(&format!("cairn {}", path[0])),
+            "{name}: {text}"
+        );
+        for child in listed_commands(&text) {
+            let mut p = path.clone();
+            p.push(child);
+            todo.push(p);
+        }
     }
     // Unknown commands are usage errors (exit 2), not failures.
     assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
