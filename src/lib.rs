@@ -41,6 +41,7 @@ pub mod object;
 pub mod progress;
 pub mod project;
 pub mod query;
+pub mod rebuild;
 pub mod refs;
 pub mod registry;
 pub mod remote;

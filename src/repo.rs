@@ -80,6 +80,25 @@ impl Repo {
         })
     }
 
+    /// Finds the repository containing `start` even when its index is missing or damaged, for
+    /// `cairn fsck --rebuild-index`.
+    pub fn discover_for_repair(start: &Path) -> Result<Repo> {
+        let start = start.canonicalize().map_err(io_err(start))?;
+        let mut cur = Some(start.as_path());
+        while let Some(dir) = cur {
+            let dot = dir.join(DOT_DIR);
+            if dot.is_dir() {
+                let index = dot.join("index");
+                if !index.exists() {
+                    std::fs::create_dir_all(&index).map_err(io_err(&index))?;
+                }
+                return Repo::open(dir);
+            }
+            cur = dir.parent();
+        }
+        Err(Error::NotARepo(start))
+    }
+
     /// Finds the repository containing `start` (or `start` itself).
     pub fn discover(start: &Path) -> Result<Repo> {
         let start = start.canonicalize().map_err(io_err(start))?;

@@ -1349,3 +1349,79 @@ fn newer_repository_format_is_refused_by_every_command() {
         "a command wrote to a newer repository"
     );
 }
+
+#[test]
+fn damaged_index_is_rebuilt_from_the_packs() {
+    let env = Env::init();
+    env.write("data/a.csv", "x,y\n1,2\n");
+    env.write("model.bin", noise(5, 600_000));
+    let first = env.commit(&["-m", "one", "--data", "data", "--artifact", "model.bin"]);
+    env.write("model.bin", noise(6, 600_000));
+    let second = env.commit(&["-m", "two", "--data", "data", "--artifact", "model.bin"]);
+    env.ok(&["switch", "-c", "exp"]);
+    let third = env.commit(&["-m", "three", "--param", "lr=0.1"]);
+    env.ok(&["note", &second, "-m", "kept"]);
+    env.ok(&[
+        "model",
+        "register",
+        "m",
+        &second,
+        "--path",
+        "artifacts/model.bin",
+    ]);
+    env.ok(&["tag", "v1", &first]);
+    // Damage sled's files beyond reading: overwrite every file of the index with garbage.
+    for e in std::fs::read_dir(env.path(".cairn/index"))
+        .unwrap()
+        .flatten()
+    {
+        if e.file_type().unwrap().is_file() {
+            std::fs::write(e.path(), noise(1, 4096)).unwrap();
+        }
+    }
+    let out = env.run(&["log"]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "log should fail on a damaged index"
+    );
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+    let report = env.ok(&["fsck", "--rebuild-index"]);
+    assert!(report.contains("rebuilt the index"), "{report}");
+    assert!(report.contains("tags are not recoverable"), "{report}");
+    fsck_ok(&env, "after the rebuild");
+    // Branches, notes and the model come back; each branch at its newest run.
+    assert_eq!(
+        log_ids(&env, &["main"]),
+        vec![second.clone(), first.clone()]
+    );
+    assert_eq!(log_ids(&env, &["exp"])[0], third);
+    assert!(env.ok(&["note", &second]).contains("kept"));
+    assert!(env.ok(&["model", "ls"]).contains("latest v1"));
+    let restored = env.tmp.path().join("restored");
+    env.ok(&[
+        "checkout",
+        &second,
+        "--artifacts",
+        "-o",
+        restored.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(restored.join("model.bin")).unwrap(),
+        noise(6, 600_000)
+    );
+    // The damaged index is kept aside, not deleted.
+    let kept = std::fs::read_dir(env.path(".cairn"))
+        .unwrap()
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("index.damaged-")
+        });
+    assert!(kept);
+}
