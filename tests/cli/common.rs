@@ -384,6 +384,7 @@ pub fn parse_size(s: &str) -> f64 {
 pub fn spawn(env: &Env, args: &[&str]) -> std::process::Child {
     env.cmd()
         .args(args)
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

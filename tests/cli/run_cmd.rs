@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::Env;
+use crate::common::{spawn, Env};
 
 /// A training script: prints to stdout and stderr, appends three metrics lines, writes
 /// `model.bin` and `outputs/summary.txt`, and exits with $EXIT (0 by default).
@@ -87,16 +87,6 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn spawn(env: &Env, args: &[&str]) -> Child {
-    env.cmd()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cairn")
 }
 
 fn signal(child: &Child, sig: i32) {

@@ -213,17 +213,6 @@ fn without_temps(snap: BTreeMap<PathBuf, Item>) -> BTreeMap<PathBuf, Item> {
         .collect()
 }
 
-/// Spawns `cairn ARGS` in the work folder with output captured.
-fn spawn(env: &Env, args: &[&str]) -> Child {
-    env.cmd()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cairn")
-}
-
 /// Spawns `cairn ARGS` with output discarded (for processes that will be killed).
 fn spawn_quiet(env: &Env, args: &[&str]) -> Child {
     env.cmd()
