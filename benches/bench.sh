@@ -107,7 +107,7 @@ cairn() { "$CAIRN" -q "$@"; }
 GIT=(git -c user.name=bench -c user.email=bench@example.com -c commit.gpgsign=false
     -c gc.auto=0 -c core.hooksPath=/dev/null -c init.defaultBranch=main)
 
-packs_bytes() { find "$1/.cairn/packs" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
+packs_bytes() { find "$1/.cairn/packs" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}'; }
 store_bytes() { du -sb "$1/.cairn" | cut -f1; }
 
 # Hard-links (or, across filesystems, copies) a workload file to the artifact path, so that

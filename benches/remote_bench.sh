@@ -108,7 +108,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------------------------
-# Helpers.
+# Functions used below.
 
 # Runs a command with stdout discarded and stderr kept in $ERR, and sets T to its wall time in
 # seconds. Fails the script (showing stderr) when the command fails.

@@ -62,7 +62,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         }
         refs::update(&session, &full, old, Some(target))?;
         session.flush()?;
-        ctx.status(format!("Created branch {name} at {}", target.short()));
+        let verb = if old.is_some() { "Moved" } else { "Created" };
+        ctx.status(format!("{verb} branch {name} to {}", target.short()));
         return Ok(0);
     }
     let s = Style::stdout();
