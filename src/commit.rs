@@ -370,22 +370,10 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
         mut run,
         stat_updates,
         files_read,
-    } = match result {
-        Ok(r) => r,
-        Err(e) => {
-            writer.abandon();
-            return Err(e);
-        }
-    };
+    } = result?;
 
     // ---- publish (short session) ----------------------------------------------------------
-    let session = match writer.publishing_session() {
-        Ok(s) => s,
-        Err(e) => {
-            writer.abandon();
-            return Err(e.into());
-        }
-    };
+    let session = writer.publishing_session()?;
     let head = refs::head(&session)?;
     // `old` is what the branch ref holds now (for compare-and-swap); the parent is the branch
     // tip, or HEAD's run when committing onto a new branch.
@@ -417,7 +405,7 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
         .as_deref()
         .map(|f| f.trim_start_matches(BRANCH_PREFIX).to_string());
     run.ended_at = req.ended_at.unwrap_or_else(now_ms).max(run.started_at);
-    let published = (|| -> Result<ObjectId> {
+    let id = (|| -> Result<ObjectId> {
         // Content stored earlier must still be there (a gc may have run since).
         let reused = req
             .code_state
@@ -439,14 +427,7 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
         batch.put_summary(&id, &crate::summary::encode(&id, &run));
         session.apply(batch)?;
         Ok(id)
-    })();
-    let id = match published {
-        Ok(id) => id,
-        Err(e) => {
-            writer.abandon();
-            return Err(e);
-        }
-    };
+    })()?;
     match &branch_ref {
         Some(full) => refs::update(&session, full, old, Some(id))?,
         None => session.ref_cas(
@@ -494,36 +475,18 @@ pub fn store_code(
         }
         Ok((state, stats))
     })();
-    let (state, stats) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            writer.abandon();
-            return Err(e);
-        }
-    };
-    let session = match writer.publishing_session() {
-        Ok(s) => s,
-        Err(e) => {
-            writer.abandon();
-            return Err(e.into());
-        }
-    };
+    let (state, stats) = result?;
+    let session = writer.publishing_session()?;
     // Unchanged code (everything already stored, stat cache up to date): nothing to publish.
     if writer.new_objects() == 0 && stats.is_empty() && session.contains(&state.tree)? {
         return Ok(state);
     }
     let mut batch = Batch::default();
-    let published = writer.publish(&session, &mut batch).and_then(|()| {
-        for (k, e) in &stats {
-            batch.put_stat(k, e);
-        }
-        session.apply(batch)
-    });
-    if let Err(e) = published {
-        drop(session);
-        writer.abandon();
-        return Err(e.into());
+    writer.publish(&session, &mut batch)?;
+    for (k, e) in &stats {
+        batch.put_stat(k, e);
     }
+    session.apply(batch)?;
     session.flush()?;
     Ok(state)
 }

@@ -164,8 +164,8 @@ pub fn gc(session: &Session, opts: GcOptions) -> Result<GcReport> {
         return Ok(report);
     }
     // Rewrite mostly-dead packs: copy live records into a new pack first.
+    let mut w = session.store().writer();
     if !to_rewrite.is_empty() {
-        let mut w = session.store().writer();
         let rewrite: HashSet<u64> = to_rewrite.iter().copied().collect();
         for (id, loc) in &index {
             if rewrite.contains(&loc.pack) && live.contains(id) {

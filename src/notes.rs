@@ -26,20 +26,10 @@ pub fn add(repo: &Repo, run: ObjectId, text: &str) -> Result<ObjectId> {
         previous,
     };
     let mut writer = store.writer();
-    let published = (|| -> Result<ObjectId> {
-        let id = writer.put(Kind::Note, note.encode(), Some(&session))?;
-        let mut batch = Batch::default();
-        writer.publish(&session, &mut batch)?;
-        session.apply(batch)?;
-        Ok(id)
-    })();
-    let id = match published {
-        Ok(id) => id,
-        Err(e) => {
-            writer.abandon();
-            return Err(e);
-        }
-    };
+    let id = writer.put(Kind::Note, note.encode(), Some(&session))?;
+    let mut batch = Batch::default();
+    writer.publish(&session, &mut batch)?;
+    session.apply(batch)?;
     refs::update(&session, NOTES_REF, previous, Some(id))?;
     session.flush()?;
     Ok(id)

@@ -273,20 +273,10 @@ fn append(
 ) -> Result<ObjectId> {
     event.previous = head;
     let mut writer = repo.store().writer();
-    let published = (|| -> Result<ObjectId> {
-        let id = writer.put(Kind::Model, event.encode(), Some(session))?;
-        let mut batch = Batch::default();
-        writer.publish(session, &mut batch)?;
-        session.apply(batch)?;
-        Ok(id)
-    })();
-    let id = match published {
-        Ok(id) => id,
-        Err(e) => {
-            writer.abandon();
-            return Err(e);
-        }
-    };
+    let id = writer.put(Kind::Model, event.encode(), Some(session))?;
+    let mut batch = Batch::default();
+    writer.publish(session, &mut batch)?;
+    session.apply(batch)?;
     crate::refs::update(session, &model_ref(name), head, Some(id)).map_err(|_| {
         Error::Refused(format!(
             "model {name} was changed by someone else at the same time; nothing was recorded — check `cairn model history {name}` and try again"

@@ -793,10 +793,8 @@ fn fetch_with(
         Ok(())
     })();
     progress.end();
-    if let Err(e) = result {
-        f.writer.abandon();
-        return Err(e);
-    }
+    // On error the writer is dropped and its unpublished packs with it.
+    result?;
     // Publish the objects, then move refs.
     let session = store.session()?;
     let mut batch = Batch::default();

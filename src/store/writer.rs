@@ -28,6 +28,7 @@ pub struct ObjectWriter<'s> {
     gc_generation: Option<u64>,
     held: Option<(Session<'s>, Instant)>,
     stored_bytes: u64,
+    published: bool,
 }
 
 /// An object ready to append: id, kind, raw content, codec, compressed bytes if any.
@@ -48,6 +49,7 @@ impl<'s> ObjectWriter<'s> {
             gc_generation: None,
             held: None,
             stored_bytes: 0,
+            published: false,
         }
     }
 
@@ -316,14 +318,20 @@ impl<'s> ObjectWriter<'s> {
             loc.time = time;
             batch.put_object(id, &loc);
         }
+        self.published = true;
         Ok(())
     }
+}
 
-    /// Removes a pack this writer created when nothing was published from it (an aborted
-    /// command). Packs already published are never removed here.
-    pub fn abandon(mut self) {
-        for p in self.finished.drain(..).chain(self.pack.take()) {
-            let _ = std::fs::remove_file(p.path());
+/// A writer dropped before [`ObjectWriter::publish`] removes its packs: a command that fails
+/// before publishing leaves no unreferenced pack behind. After `publish`, the packs belong to
+/// the store (if applying the batch then fails, they are garbage that gc removes).
+impl Drop for ObjectWriter<'_> {
+    fn drop(&mut self) {
+        if !self.published {
+            for p in self.finished.drain(..).chain(self.pack.take()) {
+                let _ = std::fs::remove_file(p.path());
+            }
         }
     }
 }
