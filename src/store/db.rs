@@ -351,20 +351,15 @@ impl<'s> Session<'s> {
         progress: &dyn Fn(u64),
     ) -> Result<u64> {
         let mut n = 0;
-        for (piece, size) in self.file_pieces(id)? {
-            let bytes = self.read_kind(&piece, Kind::Blob)?;
-            if bytes.len() as u64 != size {
-                return Err(StoreError::Corrupt {
-                    id: *id,
-                    reason: format!("chunk {piece} has {} bytes, expected {size}", bytes.len()),
-                });
-            }
+        // The same plan `cat` streams from after its session; here it is read in the session.
+        for (piece, loc) in self.content_plan(id)? {
+            let bytes = self.read_at(&piece, &loc)?;
             out.write_all(&bytes).map_err(|source| StoreError::Io {
                 path: "<output>".into(),
                 source,
             })?;
-            n += size;
-            progress(size);
+            n += loc.raw_len;
+            progress(loc.raw_len);
         }
         Ok(n)
     }
