@@ -178,7 +178,7 @@ fn summarise(series: &metrics::Series) -> (MetricSummary, Option<Vec<u8>>) {
 /// A run ready to publish, with the stat-cache entries to publish with it.
 struct Prepared {
     run: Run,
-    stat_updates: Vec<(Vec<u8>, crate::store::StatEntry)>,
+    stat_updates: crate::snapshot::ingest::StatUpdates,
     files_read: u64,
 }
 
@@ -420,9 +420,7 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
         let id = writer.put(Kind::Run, run.encode(), Some(&session))?;
         let mut batch = Batch::default();
         writer.publish(&session, &mut batch)?;
-        for (k, e) in &stat_updates {
-            batch.put_stat(k, e);
-        }
+        crate::snapshot::ingest::stage_stats(&mut batch, &stat_updates);
         batch.put_run(&id, run.started_at);
         batch.put_summary(&id, &crate::summary::encode(&id, &run));
         session.apply(batch)?;
@@ -461,7 +459,7 @@ pub fn store_code(
     let dir = resolve_input(cwd, code, "--code")?;
     let store = repo.store();
     let mut writer = store.writer();
-    type StatUpdates = Vec<(Vec<u8>, crate::store::StatEntry)>;
+    use crate::snapshot::ingest::StatUpdates;
     let result = (|| -> Result<(CodeState, StatUpdates)> {
         let mut ingest = Ingest::new(&mut writer, progress);
         let mut extra_blobs = Vec::new();
@@ -483,9 +481,7 @@ pub fn store_code(
     }
     let mut batch = Batch::default();
     writer.publish(&session, &mut batch)?;
-    for (k, e) in &stats {
-        batch.put_stat(k, e);
-    }
+    crate::snapshot::ingest::stage_stats(&mut batch, &stats);
     session.apply(batch)?;
     session.flush()?;
     Ok(state)

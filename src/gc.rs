@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::hash::ObjectId;
 use crate::object::Kind;
 use crate::refs;
-use crate::store::{pack, Batch, Location, Session, StatEntry, StoreError};
+use crate::store::{pack, Batch, Location, Session, StatFolder, StoreError};
 
 /// Options.
 #[derive(Debug, Clone, Copy)]
@@ -118,12 +118,21 @@ pub fn gc(session: &Session, opts: GcOptions) -> Result<GcReport> {
             }
         }
     }
-    // Stat-cache entries naming removed content must go too.
+    // Stat-cache entries naming removed content must go too; records that do not decode
+    // (damaged, or of an older layout) are dropped.
     for r in session.db().scan_prefix([b's']) {
         let (k, v) = r.map_err(|e| StoreError::Db(e.to_string()))?;
-        match StatEntry::decode(&v) {
-            Some(e) if live.contains(&e.id) => {}
-            _ => batch.remove_stat(&k[1..]),
+        match StatFolder::decode(&v) {
+            Some(mut f) => {
+                let before = f.len();
+                f.retain(|e| live.contains(&e.id));
+                if f.is_empty() {
+                    batch.remove_stat(&k[1..]);
+                } else if f.len() != before {
+                    batch.put_stat_folder(&k[1..], &f);
+                }
+            }
+            None => batch.remove_stat(&k[1..]),
         }
     }
     let mut to_delete = Vec::new();

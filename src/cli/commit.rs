@@ -102,10 +102,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         ));
     }
     ctx.status(format!(
-        "Committed run {} on {}: {}; {} new objects, {} stored",
+        "Committed run {} on {}: {}; {} files read, {} new objects, {} stored",
         out.id.short(),
         run.branch.as_deref().unwrap_or("detached HEAD"),
         parts.join(", "),
+        out.files_read,
         out.new_objects,
         size(out.stored_bytes)
     ));

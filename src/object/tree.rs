@@ -94,11 +94,15 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if name.len() > MAX_NAME_LEN {
         return Err(format!("name longer than {MAX_NAME_LEN} bytes"));
     }
-    if let Some(c) = name.chars().find(|c| matches!(c, '/' | '\\' | '\0')) {
-        return Err(format!("name {name:?} contains {c:?}"));
+    // These are ASCII, so a byte scan cannot match inside a multi-byte character.
+    if let Some(&b) = name
+        .as_bytes()
+        .iter()
+        .find(|b| matches!(b, b'/' | b'\\' | 0))
+    {
+        return Err(format!("name {name:?} contains {:?}", char::from(b)));
     }
-    let lower = name.to_ascii_lowercase();
-    if lower == ".cairn" || lower == ".git" {
+    if name.eq_ignore_ascii_case(".cairn") || name.eq_ignore_ascii_case(".git") {
         return Err(format!("name '{name}' is reserved"));
     }
     Ok(())

@@ -5,7 +5,7 @@
 //! files stream through the chunker in bounded batches, so memory stays bounded whatever the
 //! file size. Trees are built bottom-up in memory and stored in one batch at the end.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -17,7 +17,8 @@ use super::{io_err, Result, SnapshotError};
 use crate::hash::ObjectId;
 use crate::object::{hash_object, ChunkRef, ChunkedFile, EntryKind, Kind, Tree, TreeEntry};
 use crate::progress::Progress;
-use crate::store::{ObjectWriter, StatEntry};
+use crate::store::stat::split_path;
+use crate::store::{Batch, ObjectWriter, StatEntry, StatFolder};
 
 /// Files older than this (relative to the snapshot) are trusted to the stat cache; younger
 /// ones could still change within the timestamp granularity and are always re-read.
@@ -44,7 +45,10 @@ pub struct Snapshot {
 pub struct Ingest<'a, 's> {
     writer: &'a mut ObjectWriter<'s>,
     progress: &'a dyn Progress,
-    stat_updates: Vec<(Vec<u8>, StatEntry)>,
+    /// Stat-cache records of the folders seen, and their positions by folder path (ending in
+    /// `/`).
+    folders: Vec<FolderState>,
+    folder_index: HashMap<Vec<u8>, usize>,
     now_ns: i64,
     /// Files read (not served by the stat cache).
     pub files_read: u64,
@@ -65,16 +69,42 @@ impl<'a, 's> Ingest<'a, 's> {
         Ingest {
             writer,
             progress,
-            stat_updates: Vec::new(),
+            folders: Vec::new(),
+            folder_index: HashMap::new(),
             now_ns: now_ns(),
             files_read: 0,
             bytes_read: 0,
         }
     }
 
-    /// Takes the collected stat-cache updates, to publish with the content.
-    pub fn take_stats(&mut self) -> Vec<(Vec<u8>, StatEntry)> {
-        std::mem::take(&mut self.stat_updates)
+    /// Takes the stat-cache records that changed, to publish with the content: a folder's
+    /// new record, or `None` to remove it. A commit that changed nothing returns none.
+    pub fn take_stats(&mut self) -> StatUpdates {
+        self.folder_index.clear();
+        let mut out: StatUpdates = std::mem::take(&mut self.folders)
+            .into_iter()
+            .filter_map(FolderState::into_update)
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The position in `folders` of the folder holding `path` (if loaded), looked up from the
+    /// previous answer when the folder is the same (entries come grouped by folder).
+    fn folder_of<'p>(
+        &self,
+        path: &'p [u8],
+        last: &mut Option<(&'p [u8], usize)>,
+    ) -> Option<(usize, &'p [u8])> {
+        let (dir, name) = split_path(path)?;
+        if let Some((d, i)) = *last {
+            if d == dir {
+                return Some((i, name));
+            }
+        }
+        let i = *self.folder_index.get(dir)?;
+        *last = Some((dir, i));
+        Some((i, name))
     }
 
     /// Stores a single file or link (an entry with an empty relative path).
@@ -86,7 +116,7 @@ impl<'a, 's> Ingest<'a, 's> {
             WalkKind::Dir => return self.tree(vec![]),
         };
         let size = entry.size;
-        let ids = self.content_ids(std::slice::from_ref(&entry))?;
+        let ids = self.content_ids(std::slice::from_ref(&entry), false)?;
         let id = ids
             .into_iter()
             .next()
@@ -100,33 +130,37 @@ impl<'a, 's> Ingest<'a, 's> {
         })
     }
 
-    /// Stores a tree from a flat list of entries with relative paths (folders implied).
+    /// Stores a tree from a flat list of entries with relative paths (folders implied). The
+    /// list is the whole content of each folder it names: the stat cache forgets files of
+    /// those folders that are not in it.
     pub fn tree(&mut self, entries: Vec<WalkEntry>) -> Result<Snapshot> {
-        let ids = self.content_ids(&entries)?;
-        let mut dirs: BTreeMap<PathBuf, Vec<TreeEntry>> = BTreeMap::new();
-        dirs.insert(PathBuf::new(), Vec::new());
+        let ids = self.content_ids(&entries, true)?;
+        // Group by parent folder, keyed by relative path bytes ("" is the root). Ancestors of a
+        // folder in the map are always in it too.
+        let mut dirs: HashMap<&[u8], Vec<TreeEntry>> = HashMap::new();
+        dirs.insert(b"", Vec::new());
+        // Entries come grouped by folder: collect a run of siblings, then add it at once.
+        let mut cur_parent: &[u8] = b"";
+        let mut cur: Vec<TreeEntry> = Vec::new();
         let mut files = 0u64;
-        let ensure_parents = |dirs: &mut BTreeMap<PathBuf, Vec<TreeEntry>>, rel: &Path| {
-            let mut p = rel.parent();
-            while let Some(d) = p {
-                dirs.entry(d.to_path_buf()).or_default();
-                p = d.parent();
-            }
-        };
         for (e, id) in entries.iter().zip(ids) {
-            ensure_parents(&mut dirs, &e.rel);
-            let name = match e.rel.file_name().and_then(|n| n.to_str()) {
-                Some(n) => n.to_string(),
-                None => {
-                    return Err(SnapshotError::BadPath {
-                        path: e.abs.clone(),
-                        reason: "no usable file name".into(),
-                    })
+            let rel = e.rel.as_os_str().as_bytes();
+            let (parent, name) = split_rel(rel);
+            if parent != cur_parent {
+                dirs.entry(cur_parent).or_default().append(&mut cur);
+                cur_parent = parent;
+                let mut p = Some(parent);
+                while let Some(d) = p {
+                    if dirs.contains_key(d) {
+                        break;
+                    }
+                    dirs.insert(d, Vec::new());
+                    p = (!d.is_empty()).then(|| split_rel(d).0);
                 }
-            };
+            }
             let kind = match e.kind {
                 WalkKind::Dir => {
-                    dirs.entry(e.rel.clone()).or_default();
+                    dirs.entry(rel).or_default();
                     continue;
                 }
                 WalkKind::File { executable: true } => EntryKind::Executable,
@@ -135,37 +169,39 @@ impl<'a, 's> Ingest<'a, 's> {
             };
             let Some(id) = id else { continue };
             files += 1;
-            let parent = e.rel.parent().map(Path::to_path_buf).unwrap_or_default();
-            dirs.entry(parent).or_default().push(TreeEntry {
-                name,
+            cur.push(TreeEntry {
+                name: utf8_name(name, &e.abs)?,
                 kind,
                 size: e.size,
                 id,
             });
         }
+        dirs.entry(cur_parent).or_default().append(&mut cur);
         // Deepest folders first, so each child's id is known before its parent is built.
-        let mut order: Vec<PathBuf> = dirs.keys().cloned().collect();
-        order.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        let mut order: Vec<&[u8]> = dirs.keys().copied().collect();
+        order.sort_by_key(|d| {
+            let depth = if d.is_empty() {
+                0
+            } else {
+                1 + d.iter().filter(|&&b| b == b'/').count()
+            };
+            std::cmp::Reverse(depth)
+        });
         let mut root = None;
         for dir in order {
-            let entries = dirs.remove(&dir).unwrap_or_default();
+            let entries = dirs.remove(dir).unwrap_or_default();
             let tree = Tree::from_entries(entries).map_err(|e| SnapshotError::BadPath {
-                path: dir.clone(),
+                path: PathBuf::from(std::ffi::OsStr::from_bytes(dir)),
                 reason: e.reason,
             })?;
             let size = tree.size();
-            let content = tree.encode();
-            let id = self.writer.defer(Kind::Tree, content);
-            if dir.as_os_str().is_empty() {
+            let id = self.writer.defer(Kind::Tree, tree.encode());
+            if dir.is_empty() {
                 root = Some((id, size));
                 break;
             }
-            let name = dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string();
-            let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+            let (parent, name) = split_rel(dir);
+            let name = utf8_name(name, Path::new(std::ffi::OsStr::from_bytes(dir)))?;
             dirs.entry(parent).or_default().push(TreeEntry {
                 name,
                 kind: EntryKind::Tree,
@@ -182,8 +218,13 @@ impl<'a, 's> Ingest<'a, 's> {
         })
     }
 
-    /// Content ids for the file and link entries (`None` for folders).
-    fn content_ids(&mut self, entries: &[WalkEntry]) -> Result<Vec<Option<ObjectId>>> {
+    /// Content ids for the file and link entries (`None` for folders). `whole_folders` says
+    /// the entries list everything in their folders (see [`Ingest::tree`]).
+    fn content_ids(
+        &mut self,
+        entries: &[WalkEntry],
+        whole_folders: bool,
+    ) -> Result<Vec<Option<ObjectId>>> {
         let mut ids: Vec<Option<ObjectId>> = vec![None; entries.len()];
         let wanted: Vec<usize> = (0..entries.len())
             .filter(|&i| entries[i].kind != WalkKind::Dir)
@@ -191,37 +232,47 @@ impl<'a, 's> Ingest<'a, 's> {
         if wanted.is_empty() {
             return Ok(ids);
         }
-        // 1. The stat cache, in one short session: one range scan under the common folder.
+        // 1. The stat cache: one record per folder, all read in one short session.
+        let mut missing: Vec<&[u8]> = Vec::new();
         {
-            let cached: std::collections::HashMap<Vec<u8>, StatEntry> =
-                self.writer.with_session(|session| {
-                    Ok(if wanted.len() > 16 {
-                        let prefix = common_prefix(entries);
-                        session.stat_scan(&prefix)?.into_iter().collect()
-                    } else {
-                        let mut m = std::collections::HashMap::new();
-                        for &i in &wanted {
-                            let k = entries[i].abs.as_os_str().as_bytes();
-                            if let Some(e) = session.stat_get(k)? {
-                                m.insert(k.to_vec(), e);
-                            }
-                        }
-                        m
-                    })
-                })?;
+            let mut seen = std::collections::HashSet::new();
+            let mut last: &[u8] = &[];
             for &i in &wanted {
-                let e = &entries[i];
-                if !matches!(e.kind, WalkKind::File { .. }) {
-                    continue;
-                }
-                if let Some(c) = cached.get(e.abs.as_os_str().as_bytes()) {
-                    if c.size == e.size
-                        && c.mtime_ns == e.mtime_ns
-                        && c.ctime_ns == e.ctime_ns
-                        && c.ino == e.ino
-                    {
-                        ids[i] = Some(c.id);
+                if let Some((dir, _)) = split_path(entries[i].abs.as_os_str().as_bytes()) {
+                    if dir != last {
+                        last = dir;
+                        if !self.folder_index.contains_key(dir) && seen.insert(dir) {
+                            missing.push(dir);
+                        }
                     }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let loaded: Vec<Option<StatFolder>> = self
+                .writer
+                .with_session(|session| missing.iter().map(|d| session.stat_folder(d)).collect())?;
+            for (dir, original) in missing.into_iter().zip(loaded) {
+                self.folder_index.insert(dir.to_vec(), self.folders.len());
+                self.folders.push(FolderState::new(dir.to_vec(), original));
+            }
+        }
+        let mut last = None;
+        for &i in &wanted {
+            let e = &entries[i];
+            let Some((f, name)) = self.folder_of(e.abs.as_os_str().as_bytes(), &mut last) else {
+                continue;
+            };
+            let st = &mut self.folders[f];
+            st.whole |= whole_folders;
+            if !matches!(e.kind, WalkKind::File { .. }) {
+                continue;
+            }
+            if let Some(k) = st.original.find(name) {
+                let c = st.original.files()[k].1;
+                if c.matches(e.size, e.mtime_ns, e.ctime_ns, e.ino) {
+                    ids[i] = Some(c.id);
+                    st.hit[k] = true;
                 }
             }
         }
@@ -264,19 +315,21 @@ impl<'a, 's> Ingest<'a, 's> {
         Ok(ids)
     }
 
+    /// Updates the stat cache for a file just read: cached when its times are safely in the
+    /// past, forgotten otherwise (it could still change within the timestamp granularity).
     fn remember(&mut self, e: &WalkEntry, id: ObjectId) {
-        if e.mtime_ns < self.now_ns - RACY_NS && e.ctime_ns < self.now_ns - RACY_NS {
-            self.stat_updates.push((
-                e.abs.as_os_str().as_bytes().to_vec(),
-                StatEntry {
-                    size: e.size,
-                    mtime_ns: e.mtime_ns,
-                    ctime_ns: e.ctime_ns,
-                    ino: e.ino,
-                    id,
-                },
-            ));
-        }
+        let Some((f, name)) = self.folder_of(e.abs.as_os_str().as_bytes(), &mut None) else {
+            return;
+        };
+        let fresh = (e.mtime_ns < self.now_ns - RACY_NS && e.ctime_ns < self.now_ns - RACY_NS)
+            .then_some(StatEntry {
+                size: e.size,
+                mtime_ns: e.mtime_ns,
+                ctime_ns: e.ctime_ns,
+                ino: e.ino,
+                id,
+            });
+        self.folders[f].fresh.push((name.to_vec(), fresh));
     }
 
     fn small_files(
@@ -353,23 +406,97 @@ impl<'a, 's> Ingest<'a, 's> {
     }
 }
 
-/// The longest folder prefix (ending in '/') shared by the entries' absolute paths.
-fn common_prefix(entries: &[WalkEntry]) -> Vec<u8> {
-    let mut prefix: Option<&[u8]> = None;
-    for e in entries {
-        let p = e.abs.as_os_str().as_bytes();
-        prefix = Some(match prefix {
-            None => p,
-            Some(cur) => {
-                let n = cur.iter().zip(p).take_while(|(a, b)| a == b).count();
-                &cur[..n]
-            }
-        });
+/// Splits a relative path into its parent ("" for the top) and its last component.
+fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (&[], rel),
     }
-    let p = prefix.unwrap_or_default();
-    match p.iter().rposition(|&b| b == b'/') {
-        Some(i) => p[..=i].to_vec(),
-        None => Vec::new(),
+}
+
+fn utf8_name(name: &[u8], path: &Path) -> Result<String> {
+    std::str::from_utf8(name)
+        .map(str::to_string)
+        .map_err(|_| SnapshotError::BadPath {
+            path: path.to_path_buf(),
+            reason: "file name is not valid UTF-8".into(),
+        })
+}
+
+/// Stat-cache records to publish: folder path (ending in `/`) and its new record, or `None`
+/// to remove it.
+pub type StatUpdates = Vec<(Vec<u8>, Option<StatFolder>)>;
+
+/// Stages stat-cache updates in a batch.
+pub fn stage_stats(batch: &mut Batch, updates: &StatUpdates) {
+    for (dir, folder) in updates {
+        match folder {
+            Some(f) => batch.put_stat_folder(dir, f),
+            None => batch.remove_stat(dir),
+        }
+    }
+}
+
+/// The stat-cache record of one folder during a snapshot.
+struct FolderState {
+    dir: Vec<u8>,
+    /// What the index held when the snapshot started (empty when nothing).
+    original: StatFolder,
+    existed: bool,
+    /// Which of `original`'s entries matched a file of the snapshot.
+    hit: Vec<bool>,
+    /// Files read during the snapshot: a new entry, or `None` to forget the name.
+    fresh: Vec<(Vec<u8>, Option<StatEntry>)>,
+    /// Whether a snapshot listed the whole folder, so entries no file matched are dropped.
+    whole: bool,
+}
+
+impl FolderState {
+    fn new(dir: Vec<u8>, original: Option<StatFolder>) -> Self {
+        let existed = original.is_some();
+        let original = original.unwrap_or_default();
+        FolderState {
+            dir,
+            hit: vec![false; original.len()],
+            original,
+            existed,
+            fresh: Vec::new(),
+            whole: false,
+        }
+    }
+
+    /// The record to write, or `None` when the index already holds it.
+    fn into_update(self) -> Option<(Vec<u8>, Option<StatFolder>)> {
+        let unchanged_hits = !self.whole || self.hit.iter().all(|&h| h);
+        if self.fresh.is_empty() && unchanged_hits {
+            return None;
+        }
+        let forget: std::collections::HashSet<&[u8]> = self
+            .fresh
+            .iter()
+            .filter(|(_, e)| e.is_none())
+            .map(|(n, _)| n.as_slice())
+            .collect();
+        let mut files: Vec<(Vec<u8>, StatEntry)> = self
+            .original
+            .files()
+            .iter()
+            .zip(&self.hit)
+            .filter(|((name, _), &hit)| (hit || !self.whole) && !forget.contains(name.as_slice()))
+            .map(|(f, _)| f.clone())
+            .collect();
+        files.extend(
+            self.fresh
+                .iter()
+                .filter_map(|(n, e)| e.map(|e| (n.clone(), e))),
+        );
+        let new = StatFolder::from_files(files);
+        match (self.existed, new.is_empty()) {
+            (false, true) => None,
+            (true, true) => Some((self.dir, None)),
+            _ if self.existed && new == self.original => None,
+            _ => Some((self.dir, Some(new))),
+        }
     }
 }
 

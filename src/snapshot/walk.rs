@@ -1,11 +1,17 @@
 //! Listing what a snapshot contains.
 //!
-//! A folder is walked with the `ignore` crate honouring `.cairnignore` files (gitignore
-//! syntax) — and, for code snapshots outside git, `.gitignore` too. `.cairn/` and `.git/` are
-//! never entered at any depth. Symbolic links are recorded as links, never followed.
+//! A folder is walked folder by folder, subfolders in parallel, honouring `.cairnignore` files
+//! (gitignore syntax, matched by the `ignore` crate) — and, for code snapshots outside git,
+//! `.gitignore` too; a `.cairnignore` rule wins over a `.gitignore` one, and a deeper file over
+//! a shallower one. `.cairn/` and `.git/` are never entered at any depth. Symbolic links are
+//! recorded as links, never followed. Metadata is read relative to the open folder.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::Match;
 
 use rayon::prelude::*;
 
@@ -99,72 +105,195 @@ pub fn check_rel(rel: &Path, abs: &Path) -> Result<()> {
 }
 
 /// Lists a folder or a single file. `git_ignores` also honours `.gitignore` files.
-/// Returns the entries (root excluded) and the paths skipped (special files).
+/// Returns the entries (root excluded) and the paths skipped (special files). Entries come
+/// folder by folder: a folder's files in name order, then each subfolder (its own entry, then
+/// its content).
 pub fn walk(root: &Path, git_ignores: bool) -> Result<(Vec<WalkEntry>, Vec<PathBuf>)> {
     // The root named by the user is followed when it is a link; links below it are not.
     let md = std::fs::metadata(root).map_err(io_err(root))?;
-    let mut skipped = Vec::new();
     if !md.is_dir() {
         return match entry_from_metadata(PathBuf::new(), root.to_path_buf(), &md) {
-            Some(e) => Ok((vec![e], skipped)),
+            Some(e) => Ok((vec![e], Vec::new())),
             None => Err(SnapshotError::BadPath {
                 path: root.to_path_buf(),
                 reason: "not a regular file, folder or symbolic link".into(),
             }),
         };
     }
-    let mut builder = ignore::WalkBuilder::new(root);
-    builder
-        .hidden(false)
-        .parents(false)
-        .ignore(false)
-        .git_ignore(git_ignores)
-        .git_global(false)
-        .git_exclude(false)
-        .require_git(false)
-        .follow_links(false)
-        .add_custom_ignore_filename(".cairnignore")
-        .filter_entry(|e| {
-            let n = e.file_name();
-            !(e.depth() > 0 && (n == ".cairn" || n == ".git"))
-        });
-    let mut paths = Vec::new();
-    for item in builder.build() {
-        let item = item.map_err(|e| SnapshotError::Walk(e.to_string()))?;
-        if item.depth() == 0 {
-            continue;
-        }
-        let abs = item.path().to_path_buf();
-        let rel = abs
-            .strip_prefix(root)
-            .map_err(|_| {
-                SnapshotError::Walk(format!("{} is outside {}", abs.display(), root.display()))
-            })?
-            .to_path_buf();
-        check_rel(&rel, &abs)?;
-        paths.push((rel, abs));
-    }
-    // Stat in parallel: on a large dataset this is most of the walk.
-    let stats: Vec<Result<std::result::Result<WalkEntry, PathBuf>>> = paths
-        .into_par_iter()
-        .map(|(rel, abs)| {
-            let md = std::fs::symlink_metadata(&abs).map_err(io_err(&abs))?;
-            Ok(entry_from_metadata(rel, abs.clone(), &md).ok_or(abs))
-        })
-        .collect();
-    let mut out = Vec::with_capacity(stats.len());
-    for s in stats {
-        match s? {
-            Ok(e) => {
-                if e.kind == WalkKind::Symlink {
-                    check_link(&e)?;
+    let walker = Walker { git_ignores };
+    let rules = walker.rules_for(root, &Rules::default())?;
+    let listing = walker.dir(root, Path::new(""), &rules)?;
+    Ok((listing.entries, listing.skipped))
+}
+
+/// What one folder (and everything below it) contributes to a walk.
+#[derive(Default)]
+struct Listing {
+    entries: Vec<WalkEntry>,
+    skipped: Vec<PathBuf>,
+}
+
+/// The ignore files in force for a folder, deepest last.
+#[derive(Default, Clone)]
+struct Rules {
+    cairn: Vec<Arc<Gitignore>>,
+    git: Vec<Arc<Gitignore>>,
+}
+
+impl Rules {
+    /// Whether `path` is ignored: the deepest `.cairnignore` that has a say decides, then
+    /// the deepest `.gitignore`; a `!pattern` re-includes.
+    fn ignored(&self, path: &Path, is_dir: bool) -> bool {
+        for set in [&self.cairn, &self.git] {
+            for gi in set.iter().rev() {
+                match gi.matched(path, is_dir) {
+                    Match::None => continue,
+                    Match::Ignore(_) => return true,
+                    Match::Whitelist(_) => return false,
                 }
-                out.push(e)
             }
-            Err(special) => skipped.push(special),
         }
+        false
     }
-    Ok((out, skipped))
+}
+
+/// Folders at least this large have their entries examined in parallel.
+const PARALLEL_ENTRIES: usize = 1024;
+
+struct Walker {
+    git_ignores: bool,
+}
+
+impl Walker {
+    /// The rules for folder `dir`: the parent's, plus the folder's own ignore files.
+    fn rules_for(&self, dir: &Path, parent: &Rules) -> Result<Rules> {
+        let mut rules = parent.clone();
+        if let Some(gi) = load_ignore_file(dir, ".cairnignore")? {
+            rules.cairn.push(gi);
+        }
+        if self.git_ignores {
+            if let Some(gi) = load_ignore_file(dir, ".gitignore")? {
+                rules.git.push(gi);
+            }
+        }
+        Ok(rules)
+    }
+
+    /// Lists folder `abs` (relative path `rel`), recursing into subfolders in parallel.
+    fn dir(&self, abs: &Path, rel: &Path, rules: &Rules) -> Result<Listing> {
+        let mut names: Vec<(std::ffi::OsString, std::fs::DirEntry)> = Vec::new();
+        for ent in std::fs::read_dir(abs).map_err(io_err(abs))? {
+            let ent = ent.map_err(io_err(abs))?;
+            let name = ent.file_name();
+            if name == ".cairn" || name == ".git" {
+                continue;
+            }
+            names.push((name, ent));
+        }
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Metadata through the open folder (`fstatat`), which spares the kernel a full path
+        // lookup per file.
+        let examine =
+            |(name, ent): &(std::ffi::OsString, std::fs::DirEntry)| -> Result<Option<Examined>> {
+                let child_abs = join(abs, name);
+                let md = ent.metadata().map_err(io_err(&child_abs))?;
+                if rules.ignored(&child_abs, md.is_dir()) {
+                    return Ok(None);
+                }
+                check_rel(Path::new(name), &child_abs)?;
+                if !is_listed(&md) {
+                    return Ok(Some(Examined::Special(child_abs)));
+                }
+                let child_rel = join(rel, name);
+                Ok(entry_from_metadata(child_rel, child_abs, &md).map(Examined::Entry))
+            };
+        let examined: Vec<Result<Option<Examined>>> = if names.len() >= PARALLEL_ENTRIES {
+            names.par_iter().map(examine).collect()
+        } else {
+            names.iter().map(examine).collect()
+        };
+        let mut out = Listing::default();
+        let mut subdirs = Vec::new();
+        for x in examined {
+            match x? {
+                None => {}
+                Some(Examined::Special(p)) => out.skipped.push(p),
+                Some(Examined::Entry(e)) => match e.kind {
+                    WalkKind::Dir => subdirs.push(e),
+                    WalkKind::Symlink => {
+                        check_link(&e)?;
+                        out.entries.push(e);
+                    }
+                    WalkKind::File { .. } => out.entries.push(e),
+                },
+            }
+        }
+        let below: Vec<Result<(WalkEntry, Listing)>> = subdirs
+            .into_par_iter()
+            .map(|d| {
+                let rules = self.rules_for(&d.abs, rules)?;
+                let listing = self.dir(&d.abs, &d.rel, &rules)?;
+                Ok((d, listing))
+            })
+            .collect();
+        for b in below {
+            let (d, listing) = b?;
+            out.entries.push(d);
+            out.entries.extend(listing.entries);
+            out.skipped.extend(listing.skipped);
+        }
+        Ok(out)
+    }
+}
+
+/// `dir/name` in one allocation (`Path::join` grows its buffer and checks for separators).
+fn join(dir: &Path, name: &std::ffi::OsStr) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let d = dir.as_os_str().as_bytes();
+    let n = name.as_bytes();
+    let mut v = Vec::with_capacity(d.len() + 1 + n.len());
+    v.extend_from_slice(d);
+    if !d.is_empty() && !d.ends_with(b"/") {
+        v.push(b'/');
+    }
+    v.extend_from_slice(n);
+    PathBuf::from(std::ffi::OsString::from_vec(v))
+}
+
+/// Whether [`entry_from_metadata`] lists this kind (files, folders, links).
+fn is_listed(md: &std::fs::Metadata) -> bool {
+    let ft = md.file_type();
+    ft.is_file() || ft.is_dir() || ft.is_symlink()
+}
+
+enum Examined {
+    Entry(WalkEntry),
+    Special(PathBuf),
+}
+
+/// Reads `dir/name` as gitignore rules, if the file exists.
+fn load_ignore_file(dir: &Path, name: &str) -> Result<Option<Arc<Gitignore>>> {
+    let path = dir.join(name);
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&path)(e)),
+        Ok(_) => {}
+    }
+    // The parser's messages usually name the file and line already.
+    let named = |e: ignore::Error| {
+        let msg = e.to_string();
+        SnapshotError::Walk(if msg.contains(&*path.to_string_lossy()) {
+            msg
+        } else {
+            format!("{}: {msg}", path.display())
+        })
+    };
+    let mut b = GitignoreBuilder::new(dir);
+    if let Some(err) = b.add(&path) {
+        return Err(named(err));
+    }
+    let gi = b.build().map_err(named)?;
+    Ok(Some(Arc::new(gi)))
 }
 
 /// Refuses a link that checkout could not restore: one pointing outside the snapshot.

@@ -2,7 +2,7 @@
 //!
 //! One sled tree holds every record under a one-byte key prefix:
 //! `o` + id → [`Location`]; `r` + ref name → [`RefValue`]; `u` + run id → start time (i64 BE);
-//! `s` + path → [`StatEntry`]; `m` + name → metadata (`m format` → u32 LE).
+//! `s` + folder path ending in `/` → [`StatFolder`]; `m` + name → metadata (`m format` → u32 LE).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::pack::{self, Location};
+use super::stat::StatFolder;
 use super::{codec, io_err, Result, Store, StoreError};
 use crate::hash::ObjectId;
 use crate::object::{self, ChunkedFile, Kind, Note, Run, Tree};
@@ -58,47 +59,6 @@ impl RefValue {
                 .map(|s| RefValue::Symbolic(s.to_string())),
             _ => None,
         }
-    }
-}
-
-/// A stat-cache entry: what a file looked like when its content id was last computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatEntry {
-    /// File size.
-    pub size: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i64,
-    /// Change time, nanoseconds since the epoch.
-    pub ctime_ns: i64,
-    /// Inode number.
-    pub ino: u64,
-    /// The content id (blob or chunked file).
-    pub id: ObjectId,
-}
-
-impl StatEntry {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(64);
-        b.extend_from_slice(&self.size.to_le_bytes());
-        b.extend_from_slice(&self.mtime_ns.to_le_bytes());
-        b.extend_from_slice(&self.ctime_ns.to_le_bytes());
-        b.extend_from_slice(&self.ino.to_le_bytes());
-        b.extend_from_slice(self.id.as_bytes());
-        b
-    }
-
-    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != 64 {
-            return None;
-        }
-        let u = |i: usize| -> Option<[u8; 8]> { b.get(i..i + 8)?.try_into().ok() };
-        Some(StatEntry {
-            size: u64::from_le_bytes(u(0)?),
-            mtime_ns: i64::from_le_bytes(u(8)?),
-            ctime_ns: i64::from_le_bytes(u(16)?),
-            ino: u64::from_le_bytes(u(24)?),
-            id: ObjectId::from_slice(&b[32..64])?,
-        })
     }
 }
 
@@ -456,25 +416,14 @@ impl<'s> Session<'s> {
 
     // ---- stat cache ----------------------------------------------------------------------
 
-    /// The stat-cache entry for `path` (an absolute path's bytes).
-    pub fn stat_get(&self, path: &[u8]) -> Result<Option<StatEntry>> {
+    /// The stat-cache record of a folder (its absolute path's bytes, ending in `/`). A record
+    /// that does not decode (damaged, or written by another version) reads as absent.
+    pub fn stat_folder(&self, dir: &[u8]) -> Result<Option<StatFolder>> {
         Ok(self
             .db
-            .get(key(STAT, path))
+            .get(key(STAT, dir))
             .map_err(db_err)?
-            .and_then(|v| StatEntry::decode(&v)))
-    }
-
-    /// Every stat-cache entry whose path starts with `prefix`.
-    pub fn stat_scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, StatEntry)>> {
-        let mut out = Vec::new();
-        for r in self.db.scan_prefix(key(STAT, prefix)) {
-            let (k, v) = r.map_err(db_err)?;
-            if let Some(e) = StatEntry::decode(&v) {
-                out.push((k[1..].to_vec(), e));
-            }
-        }
-        Ok(out)
+            .and_then(|v| StatFolder::decode(&v)))
     }
 
     /// A counter that gc increments whenever it removes objects. A writer that saw the same
@@ -564,15 +513,15 @@ impl Batch {
         self.len += 1;
     }
 
-    /// Records a stat-cache entry.
-    pub fn put_stat(&mut self, path: &[u8], e: &StatEntry) {
-        self.inner.insert(key(STAT, path), e.encode());
+    /// Records the stat-cache record of a folder (path ending in `/`).
+    pub fn put_stat_folder(&mut self, dir: &[u8], folder: &StatFolder) {
+        self.inner.insert(key(STAT, dir), folder.encode());
         self.len += 1;
     }
 
-    /// Removes a stat-cache entry.
-    pub fn remove_stat(&mut self, path: &[u8]) {
-        self.inner.remove(key(STAT, path));
+    /// Removes a stat-cache record.
+    pub fn remove_stat(&mut self, dir: &[u8]) {
+        self.inner.remove(key(STAT, dir));
         self.len += 1;
     }
 

@@ -13,11 +13,13 @@
 pub mod codec;
 mod db;
 pub mod pack;
+pub mod stat;
 mod writer;
 
 pub use codec::{Codec, CompressionPolicy};
-pub use db::{Batch, RefValue, Session, StatEntry};
+pub use db::{Batch, RefValue, Session};
 pub use pack::Location;
+pub use stat::{StatEntry, StatFolder};
 pub use writer::ObjectWriter;
 
 use std::path::{Path, PathBuf};

@@ -5,7 +5,6 @@
 //! time, in a short session, so other processes get the index in between. Nothing it writes is
 //! visible until [`ObjectWriter::publish`] fsyncs the packs and adds the index entries.
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -14,7 +13,7 @@ use super::codec::{self, Codec, CompressionPolicy};
 use super::db::{Batch, Session};
 use super::pack::{PackWriter, PACK_ROLLOVER};
 use super::{io_err, now_secs, Result, Store, StoreError};
-use crate::hash::ObjectId;
+use crate::hash::{IdMap, IdSet, ObjectId};
 use crate::object::{hash_object, Kind};
 
 /// Writes new objects into packs; see the module docs.
@@ -22,8 +21,8 @@ pub struct ObjectWriter<'s> {
     store: &'s Store,
     pack: Option<PackWriter>,
     finished: Vec<PackWriter>,
-    new: HashMap<ObjectId, super::Location>,
-    relied: HashSet<ObjectId>,
+    new: IdMap<super::Location>,
+    relied: IdSet,
     deferred: Vec<(Kind, Vec<u8>)>,
     gc_generation: Option<u64>,
     held: Option<(Session<'s>, Instant)>,
@@ -43,8 +42,8 @@ impl<'s> ObjectWriter<'s> {
             store,
             pack: None,
             finished: Vec::new(),
-            new: HashMap::new(),
-            relied: HashSet::new(),
+            new: IdMap::default(),
+            relied: IdSet::default(),
             deferred: Vec::new(),
             gc_generation: None,
             held: None,
@@ -175,13 +174,13 @@ impl<'s> ObjectWriter<'s> {
             .map(|(kind, content)| hash_object(*kind, content.as_ref()))
             .collect();
         // Which ids are neither ours nor known, without repeats.
-        let mut seen = HashSet::new();
+        let mut seen = IdSet::default();
         let unknown: Vec<ObjectId> = ids
             .iter()
             .filter(|id| !self.knows(id) && seen.insert(**id))
             .copied()
             .collect();
-        let mut present = HashSet::new();
+        let mut present = IdSet::default();
         if !unknown.is_empty() {
             let mut check = |s: &Session| -> Result<()> {
                 for id in &unknown {
@@ -199,7 +198,7 @@ impl<'s> ObjectWriter<'s> {
         for id in &present {
             self.relied.insert(*id);
         }
-        let mut want: HashSet<ObjectId> = unknown
+        let mut want: IdSet = unknown
             .into_iter()
             .filter(|id| !present.contains(id))
             .collect();

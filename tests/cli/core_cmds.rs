@@ -303,6 +303,180 @@ fn commit_code_outside_git_takes_the_whole_folder_and_honours_gitignore() {
 }
 
 #[test]
+fn commit_data_honours_nested_cairnignore_files() {
+    let env = Env::init();
+    env.write(
+        "data/.cairnignore",
+        "*.tmp\nscratch/\n/top-only.txt\n!keep.tmp\n",
+    );
+    env.write("data/sub/.cairnignore", "!sub-keep.tmp\nlocal.bin\n");
+    for f in [
+        "data/a.tmp",
+        "data/keep.tmp",
+        "data/scratch/x.bin",
+        "data/scratch/deep/y.bin",
+        "data/top-only.txt",
+        "data/local.bin",
+        "data/sub/top-only.txt",
+        "data/sub/b.tmp",
+        "data/sub/sub-keep.tmp",
+        "data/sub/local.bin",
+        "data/sub/deeper/c.tmp",
+        "data/sub/deeper/local.bin",
+        "data/plain.csv",
+    ] {
+        env.write(f, f.as_bytes());
+    }
+    let id = env.commit(&["-m", "ignores", "--data", "data"]);
+    let got = ls_paths(&env, &id, "data/data");
+    let want = strings(&[
+        "data/data/.cairnignore",
+        "data/data/keep.tmp",
+        "data/data/local.bin",
+        "data/data/plain.csv",
+        "data/data/sub",
+        "data/data/sub/.cairnignore",
+        "data/data/sub/deeper",
+        "data/data/sub/sub-keep.tmp",
+        "data/data/sub/top-only.txt",
+    ]);
+    let files: BTreeSet<String> = ls_json(&env, &id, "data/data")
+        .iter()
+        .filter(|i| i["kind"] != "tree")
+        .map(|i| i["path"].as_str().expect("path").to_string())
+        .collect();
+    assert!(got.is_superset(&files), "ls lists {got:?}, files {files:?}");
+    let listed: BTreeSet<String> = got
+        .iter()
+        .filter(|p| !p.ends_with("/sub") && !p.ends_with("/deeper"))
+        .cloned()
+        .collect();
+    let want_files: BTreeSet<String> = want
+        .iter()
+        .filter(|p| !p.ends_with("/sub") && !p.ends_with("/deeper"))
+        .cloned()
+        .collect();
+    assert_eq!(listed, want_files, "recursive listing {got:?}");
+    assert_eq!(show_json(&env, &id)["run"]["data"]["data"]["files"], 7);
+}
+
+#[test]
+fn code_outside_git_lets_cairnignore_overrule_gitignore() {
+    let env = Env::init();
+    env.write("src/.gitignore", "*.log\n");
+    env.write("src/.cairnignore", "!important.log\nbuild/\n");
+    env.write("src/train.py", "print(1)\n");
+    env.write("src/noise.log", "noise\n");
+    env.write("src/important.log", "keep me\n");
+    env.write("src/build/out.o", "obj");
+    let id = env.commit(&["-m", "code", "--code", "src"]);
+    let paths = ls_paths(&env, &id, "code");
+    assert!(paths.contains("code/important.log"), "{paths:?}");
+    assert!(paths.contains("code/train.py"), "{paths:?}");
+    assert!(!paths.contains("code/noise.log"), "{paths:?}");
+    assert!(
+        !paths.iter().any(|p| p.starts_with("code/build")),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn a_bad_cairnignore_pattern_is_named() {
+    let env = Env::init();
+    env.write("data/.cairnignore", "ok.txt\n{unclosed\n");
+    env.write("data/a.txt", "a");
+    let err = env.fails(&["commit", "-m", "x", "--data", "data"]);
+    assert!(err.contains(".cairnignore"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// The "N files read" count of a commit's status line.
+fn files_read(status: &str) -> u64 {
+    let before = status
+        .split(" files read")
+        .next()
+        .unwrap_or_else(|| panic!("no files-read count in {status:?}"));
+    before
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no files-read count in {status:?}"))
+}
+
+#[test]
+fn the_stat_cache_spares_reading_unchanged_files_and_never_vouches_for_changed_ones() {
+    let env = Env::init();
+    for d in 0..3 {
+        for f in 0..40 {
+            env.write(&format!("set/d{d}/f{f:02}.txt"), format!("{d}/{f}\n"));
+        }
+    }
+    env.write("set/top.bin", noise(3, 5000));
+    // Files younger than the timestamp granularity margin are always re-read: let them age.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let commit = |msg: &str| -> (String, u64) {
+        let err = ok_stderr(&env, &["commit", "-m", msg, "--data", "set"]);
+        let id = show_json(&env, "HEAD")["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        (id, files_read(&err))
+    };
+    let (r1, n1) = commit("first");
+    assert_eq!(n1, 121, "the first commit reads everything");
+    let (r2, n2) = commit("again");
+    assert_eq!(n2, 0, "an unchanged folder is not read again");
+    let data = |r: &str| show_json(&env, r)["run"]["data"]["set"].clone();
+    assert_eq!(data(&r1), data(&r2));
+
+    // A changed file (same size, fresh times) is read; the others are not.
+    env.write("set/d1/f07.txt", "1/X\n");
+    let (r3, n3) = commit("one edit");
+    assert_eq!(n3, 1);
+    assert_eq!(
+        cat_bytes(&env, &format!("{r3}:data/set/d1/f07.txt")),
+        b"1/X\n"
+    );
+    assert_ne!(data(&r3)["id"], data(&r2)["id"]);
+    // A file replaced by another with the same size and times but a new inode is read too.
+    let p = env.path("set/d2/f00.txt");
+    let md = std::fs::metadata(&p).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    std::fs::write(env.path("set/d2/f00.tmp"), "2/Z\n").unwrap();
+    std::fs::rename(env.path("set/d2/f00.tmp"), &p).unwrap();
+    filetime::set_file_mtime(&p, filetime::FileTime::from_last_modification_time(&md)).unwrap();
+    let (r4, n4) = commit("replaced");
+    assert!(n4 >= 1, "a replaced file must be read");
+    assert_eq!(
+        cat_bytes(&env, &format!("{r4}:data/set/d2/f00.txt")),
+        b"2/Z\n"
+    );
+    // Deleted and added files.
+    std::fs::remove_file(env.path("set/d0/f05.txt")).unwrap();
+    env.write("set/d0/new.txt", "new\n");
+    let (r5, _) = commit("add and delete");
+    let paths = ls_paths(&env, &r5, "data/set/d0");
+    assert!(paths.contains("data/set/d0/new.txt"), "{paths:?}");
+    assert!(!paths.contains("data/set/d0/f05.txt"), "{paths:?}");
+    assert_eq!(data(&r5)["files"], 121);
+    // A single file of a cached folder, then the folder again: both agree with the content.
+    let single = env.commit(&["-m", "single", "--data", "one=set/d1/f08.txt"]);
+    assert_eq!(
+        show_json(&env, &single)["run"]["data"]["one"]["id"],
+        ls_json(&env, &r5, "data/set/d1/f08.txt")[0]["id"]
+    );
+    // gc drops cache entries only for removed content; the cache keeps working after it.
+    env.ok(&["gc"]);
+    let (r6, n6) = commit("after gc");
+    assert_eq!(data(&r6)["id"], data(&r5)["id"]);
+    assert!(
+        n6 <= 3,
+        "only the three young files may be read again, read {n6}"
+    );
+    fsck_objects(&env);
+}
+
+#[test]
 fn commit_data_named_unnamed_and_single_file() {
     let env = Env::init();
     env.write("datasets/train/a.csv", "x,y\n1,2\n");
