@@ -46,8 +46,7 @@ pub fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
 ) -> Result<(), E> {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Block>>(1);
-        // Buffers come back from the consumer and are reused: allocating and zeroing a fresh
-        // block each time costs as much as reading it.
+        // Buffers come back from the consumer and are reused rather than allocated anew.
         let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
         scope.spawn(move || {
             let mut carry: Vec<u8> = Vec::new();
@@ -56,27 +55,21 @@ pub fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
                 data.clear();
                 data.extend_from_slice(&carry);
                 let start = data.len();
-                if data.capacity() < start + BLOCK_BYTES {
-                    data.reserve(start + BLOCK_BYTES - data.len());
-                }
-                // Zero only the part not yet initialised in this buffer's life.
-                data.resize(start + BLOCK_BYTES, 0);
-                let mut filled = start;
-                let mut eof = false;
-                while filled < data.len() {
-                    match reader.read(&mut data[filled..]) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
+                data.reserve(BLOCK_BYTES);
+                // `read_to_end` reads into the spare capacity without zeroing it first (which
+                // would cost as much as the read).
+                let eof = match (&mut reader)
+                    .take(BLOCK_BYTES as u64)
+                    .read_to_end(&mut data)
+                {
+                    Ok(n) => n < BLOCK_BYTES,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
                     }
-                }
+                };
+                let filled = data.len();
+                debug_assert!(filled >= start);
                 data.truncate(filled);
                 if data.is_empty() {
                     return;

@@ -10,7 +10,7 @@
 //! and the stored bytes.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -120,9 +120,41 @@ fn new_pack_number() -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// Bytes of small records gathered before one write.
+const WRITE_BUFFER: usize = 1 << 20;
+/// Records at least this large are written from the caller's bytes directly.
+const DIRECT_WRITE: usize = 32 << 10;
+
+/// Writes `a`, `b` and `c` in order with as few `writev` calls as the kernel allows.
+fn write_all_vectored(out: &mut File, a: &[u8], b: &[u8], c: &[u8]) -> io::Result<()> {
+    let mut slices = [
+        io::IoSlice::new(a),
+        io::IoSlice::new(b),
+        io::IoSlice::new(c),
+    ];
+    let mut bufs: &mut [io::IoSlice<'_>] = &mut slices;
+    io::IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match out.write_vectored(bufs) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write the whole record",
+                ))
+            }
+            Ok(n) => io::IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Appends records to one new pack file.
 pub struct PackWriter {
-    out: BufWriter<File>,
+    out: File,
+    /// Small records gathered for one write; large ones go straight from the caller's bytes.
+    buf: Vec<u8>,
     pack: u64,
     path: PathBuf,
     len: u64,
@@ -148,16 +180,17 @@ impl PackWriter {
                     libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB);
                 }
             }
-            let mut out = BufWriter::with_capacity(1 << 20, file);
-            out.write_all(PACK_MAGIC)?;
-            out.write_all(&PACK_VERSION.to_le_bytes())?;
-            out.write_all(&[0u8; 4])?;
+            let mut buf = Vec::with_capacity(WRITE_BUFFER);
+            buf.extend_from_slice(PACK_MAGIC);
+            buf.extend_from_slice(&PACK_VERSION.to_le_bytes());
+            buf.extend_from_slice(&[0u8; 4]);
             // Make the new file's directory entry durable too.
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
             return Ok(PackWriter {
-                out,
+                out: file,
+                buf,
                 pack,
                 path,
                 len: PACK_HEADER_LEN,
@@ -205,8 +238,15 @@ impl PackWriter {
         h[8..12].copy_from_slice(&stored_len.to_le_bytes());
         h[12..20].copy_from_slice(&raw_len.to_le_bytes());
         h[20..52].copy_from_slice(id.as_bytes());
-        self.out.write_all(&h)?;
-        self.out.write_all(stored)?;
+        if stored.len() >= DIRECT_WRITE || self.buf.len() + h.len() + stored.len() > WRITE_BUFFER {
+            // One vectored write of what is gathered, the header and the content: no copy of
+            // the content in user space.
+            write_all_vectored(&mut self.out, &self.buf, &h, stored)?;
+            self.buf.clear();
+        } else {
+            self.buf.extend_from_slice(&h);
+            self.buf.extend_from_slice(stored);
+        }
         self.len += RECORD_HEADER_LEN + stored.len() as u64;
         if self.len - self.synced_to > (64 << 20) {
             self.start_writeback()?;
@@ -224,11 +264,11 @@ impl PackWriter {
 
     /// Starts writing dirty pages to disk early, so the final sync has little left to do.
     fn start_writeback(&mut self) -> io::Result<()> {
-        self.out.flush()?;
+        self.flush()?;
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::io::AsRawFd;
-            let fd = self.out.get_ref().as_raw_fd();
+            let fd = self.out.as_raw_fd();
             // SAFETY: plain syscall on an open descriptor; failure is harmless (sync_all follows).
             unsafe {
                 libc::sync_file_range(
@@ -245,8 +285,16 @@ impl PackWriter {
 
     /// Flushes and fsyncs everything written.
     pub fn sync(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()
+        self.flush()?;
+        self.out.sync_all()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
     }
 }
 
