@@ -423,7 +423,7 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
         crate::snapshot::ingest::stage_stats(&mut batch, &stat_updates);
         batch.put_run(&id, run.started_at);
         batch.put_summary(&id, &crate::summary::encode(&id, &run));
-        session.apply(batch)?;
+        writer.apply(&session, batch)?;
         Ok(id)
     })()?;
     match &branch_ref {
@@ -482,7 +482,7 @@ pub fn store_code(
     let mut batch = Batch::default();
     writer.publish(&session, &mut batch)?;
     crate::snapshot::ingest::stage_stats(&mut batch, &stats);
-    session.apply(batch)?;
+    writer.apply(&session, batch)?;
     session.flush()?;
     Ok(state)
 }

@@ -186,7 +186,7 @@ pub fn gc(session: &Session, opts: GcOptions) -> Result<GcReport> {
         w.publish(session, &mut batch)?;
     }
     session.bump_gc_generation()?;
-    session.apply(batch)?;
+    w.apply(session, batch)?;
     session.flush()?;
     for no in to_delete.iter().chain(&to_rewrite).chain(&orphans) {
         let _ = std::fs::remove_file(session.store().pack_path(*no));

@@ -33,6 +33,7 @@ pub mod commit;
 pub mod config;
 pub mod diff;
 pub mod error;
+pub mod fault;
 pub mod fsck;
 pub mod gc;
 pub mod hash;

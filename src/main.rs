@@ -3,5 +3,10 @@
 mod cli;
 
 fn main() {
-    std::process::exit(cli::main());
+    let code = {
+        // Fault injection for the test build; nothing in other builds.
+        let _faults = cairn::fault::setup();
+        cli::main()
+    };
+    std::process::exit(code);
 }

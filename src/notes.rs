@@ -29,7 +29,7 @@ pub fn add(repo: &Repo, run: ObjectId, text: &str) -> Result<ObjectId> {
     let id = writer.put(Kind::Note, note.encode(), Some(&session))?;
     let mut batch = Batch::default();
     writer.publish(&session, &mut batch)?;
-    session.apply(batch)?;
+    writer.apply(&session, batch)?;
     refs::update(&session, NOTES_REF, previous, Some(id))?;
     session.flush()?;
     Ok(id)

@@ -276,7 +276,7 @@ fn append(
     let id = writer.put(Kind::Model, event.encode(), Some(session))?;
     let mut batch = Batch::default();
     writer.publish(session, &mut batch)?;
-    session.apply(batch)?;
+    writer.apply(session, batch)?;
     crate::refs::update(session, &model_ref(name), head, Some(id)).map_err(|_| {
         Error::Refused(format!(
             "model {name} was changed by someone else at the same time; nothing was recorded — check `cairn model history {name}` and try again"

@@ -33,6 +33,7 @@ impl Repo {
         let tmp = root.join(format!(".cairn-init-{}", std::process::id()));
         let result = (|| -> Result<()> {
             std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+            crate::fault::check("init.write").map_err(io_err(&tmp))?;
             std::fs::write(config_path(&tmp), Config::initial_text()).map_err(io_err(&tmp))?;
             let store = Store::create(&tmp)?;
             let s = store.session()?;
@@ -45,13 +46,14 @@ impl Repo {
                 ))),
             )?;
             s.flush()?;
-            Ok(())
+            drop(s);
+            crate::fault::check("init.rename").map_err(io_err(&dot))?;
+            std::fs::rename(&tmp, &dot).map_err(io_err(&dot))
         })();
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        std::fs::rename(&tmp, &dot).map_err(io_err(&dot))?;
         Repo::open(&root)
     }
 

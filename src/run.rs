@@ -833,6 +833,7 @@ impl Workdir {
         let path = self.dir.join("run.json");
         let tmp = self.dir.join("run.json.tmp");
         let bytes = serde_json::to_vec_pretty(&self.record).unwrap_or_default();
+        crate::fault::check("run.write").map_err(io_err(&tmp))?;
         std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_err(&path))
     }

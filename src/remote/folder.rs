@@ -62,9 +62,13 @@ impl FolderTransport {
                 .unwrap_or_default()
         ));
         let result = (|| -> std::io::Result<()> {
+            crate::fault::check("remote.create")?;
             let mut f = std::fs::File::create(&tmp)?;
+            crate::fault::check("remote.write")?;
             write(&mut f)?;
+            crate::fault::check("remote.fsync")?;
             f.sync_all()?;
+            crate::fault::check("remote.rename")?;
             std::fs::rename(&tmp, &path)?;
             if let Ok(d) = std::fs::File::open(&parent) {
                 let _ = d.sync_all();
@@ -205,6 +209,7 @@ impl Transport for FolderTransport {
                 });
             }
             let io = |e: std::io::Error| self.fail(format!("{name}: {e}"));
+            crate::fault::check("remote.ref").map_err(io)?;
             file.write_all(format!("{}\n", new.to_hex()).as_bytes())
                 .map_err(io)?;
             file.sync_all().map_err(io)?;

@@ -60,8 +60,14 @@ fn save(repo: &Repo, remotes: &BTreeMap<String, RemoteConfig>) -> Result<()> {
         message: e.to_string(),
     })?;
     let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))
+    let result = crate::fault::check("config.write")
+        .and_then(|()| std::fs::write(&tmp, text))
+        .map_err(io_err(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(io_err(&path)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Checks a remote name.

@@ -263,7 +263,8 @@ struct PackOut {
     entries: Vec<IdxEntry>,
 }
 
-/// Writes the objects into temporary packs of about [`PACK_TARGET`] bytes each.
+/// Writes the objects into temporary packs of about [`PACK_TARGET`] bytes each. On failure the
+/// packs written so far are removed.
 fn write_packs(
     session: &Session,
     dir: &std::path::Path,
@@ -272,8 +273,25 @@ fn write_packs(
 ) -> Result<Vec<PackOut>> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let mut packs: Vec<PackOut> = Vec::new();
+    let result = fill_packs(session, dir, ids, progress, &mut packs);
+    if result.is_err() {
+        for p in &packs {
+            let _ = std::fs::remove_file(&p.path);
+        }
+    }
+    result.map(|()| packs)
+}
+
+fn fill_packs(
+    session: &Session,
+    dir: &std::path::Path,
+    ids: &[ObjectId],
+    progress: &dyn Progress,
+    packs: &mut Vec<PackOut>,
+) -> Result<()> {
     let new_pack = |n: usize| -> Result<PackOut> {
         let path = dir.join(format!("push-{}-{n}.pack", std::process::id()));
+        crate::fault::check("push.create").map_err(io_err(&path))?;
         let f = std::fs::File::create(&path).map_err(io_err(&path))?;
         let mut file = std::io::BufWriter::with_capacity(1 << 20, f);
         file.write_all(pack::PACK_MAGIC).map_err(io_err(&path))?;
@@ -293,8 +311,7 @@ fn write_packs(
         }
         let loc = session.location(id)?.ok_or(StoreError::Missing(*id))?;
         let file = session.pack_file(loc.pack)?;
-        let (header, stored) = pack::read_record(&file, &loc)
-            .map_err(|reason| StoreError::Corrupt { id: *id, reason })?;
+        let (header, stored) = pack::read_record(&file, &loc).map_err(|e| e.for_object(id))?;
         if header.id != *id {
             return Err(StoreError::Corrupt {
                 id: *id,
@@ -312,6 +329,7 @@ fn write_packs(
         h[8..12].copy_from_slice(&loc.stored_len.to_le_bytes());
         h[12..20].copy_from_slice(&loc.raw_len.to_le_bytes());
         h[20..52].copy_from_slice(id.as_bytes());
+        crate::fault::check("push.write").map_err(io_err(&out.path))?;
         out.file.write_all(&h).map_err(io_err(&out.path))?;
         out.file.write_all(&stored).map_err(io_err(&out.path))?;
         out.entries.push(IdxEntry {
@@ -325,10 +343,10 @@ fn write_packs(
         out.len += RECORD_HEADER_LEN + stored.len() as u64;
         progress.advance(RECORD_HEADER_LEN + stored.len() as u64);
     }
-    for p in &mut packs {
+    for p in packs.iter_mut() {
         p.file.flush().map_err(io_err(&p.path))?;
     }
-    Ok(packs)
+    Ok(())
 }
 
 /// Removes temporary packs left by pushes whose process is gone.
@@ -813,7 +831,7 @@ fn fetch_with(
             }
         }
     }
-    session.apply(batch)?;
+    f.writer.apply(&session, batch)?;
     let mut report = FetchReport {
         objects: f.objects,
         bytes: f.bytes,

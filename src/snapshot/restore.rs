@@ -328,7 +328,10 @@ pub fn restore(
                 let tmp = temp_name(&path);
                 let _ = std::fs::remove_file(&tmp);
                 std::os::unix::fs::symlink(&target, &tmp).map_err(io_err(&path))?;
-                replace(&tmp, &path)?;
+                if let Err(e) = replace(&tmp, &path) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
                 report.written += 1;
             }
             EntryKind::File | EntryKind::Executable => {
@@ -337,6 +340,7 @@ pub fn restore(
                     let file = create_new_nofollow(&tmp)?;
                     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
                     session.write_file_content(&item.id, &mut out, &|n| progress.advance(n))?;
+                    crate::fault::check("restore.write").map_err(io_err(&tmp))?;
                     out.flush().map_err(io_err(&tmp))?;
                     let mode = if item.kind == EntryKind::Executable {
                         0o755
@@ -364,6 +368,7 @@ pub fn restore(
 fn create_new_nofollow(path: &Path) -> Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);
+    crate::fault::check("restore.create").map_err(io_err(path))?;
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -411,6 +416,7 @@ fn replace(tmp: &Path, path: &Path) -> Result<()> {
             std::fs::remove_dir_all(path).map_err(io_err(path))?;
         }
     }
+    crate::fault::check("restore.rename").map_err(io_err(path))?;
     std::fs::rename(tmp, path).map_err(io_err(path))
 }
 

@@ -65,7 +65,7 @@ impl RefValue {
 /// Reads the record at `loc` from an open pack and verifies it is object `id`.
 pub(crate) fn read_verified(file: &File, id: &ObjectId, loc: &Location) -> Result<Vec<u8>> {
     let corrupt = |reason: String| StoreError::Corrupt { id: *id, reason };
-    let (header, stored) = pack::read_record(file, loc).map_err(corrupt)?;
+    let (header, stored) = pack::read_record(file, loc).map_err(|e| e.for_object(id))?;
     if header.id != *id {
         return Err(corrupt("the pack record holds another object".into()));
     }
@@ -162,6 +162,7 @@ impl<'s> Session<'s> {
 
     /// Makes everything written durable.
     pub fn flush(&self) -> Result<()> {
+        crate::fault::check("index.flush").map_err(|e| StoreError::Db(e.to_string()))?;
         self.db.flush().map_err(db_err)?;
         Ok(())
     }
@@ -450,6 +451,7 @@ impl<'s> Session<'s> {
 
     /// Applies a batch of index changes atomically.
     pub fn apply(&self, batch: Batch) -> Result<()> {
+        crate::fault::check("index.apply").map_err(|e| StoreError::Db(e.to_string()))?;
         self.db.apply_batch(batch.inner).map_err(db_err)
     }
 }

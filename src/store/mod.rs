@@ -49,6 +49,15 @@ pub enum StoreError {
     /// An object is not in the store.
     #[error("object {0} is missing from the store")]
     Missing(ObjectId),
+    /// An object could not be read from its pack (an I/O error, not damage).
+    #[error("cannot read object {id}: {source}")]
+    Unreadable {
+        /// The object.
+        id: ObjectId,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// An object is damaged.
     #[error("object {id} is corrupt: {reason}")]
     Corrupt {

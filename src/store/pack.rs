@@ -167,6 +167,7 @@ impl PackWriter {
         loop {
             let pack = new_pack_number();
             let path = dir.join(pack_file_name(pack));
+            crate::fault::check("pack.create")?;
             let file = match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -241,6 +242,7 @@ impl PackWriter {
         if stored.len() >= DIRECT_WRITE || self.buf.len() + h.len() + stored.len() > WRITE_BUFFER {
             // One vectored write of what is gathered, the header and the content: no copy of
             // the content in user space.
+            crate::fault::check("pack.write")?;
             write_all_vectored(&mut self.out, &self.buf, &h, stored)?;
             self.buf.clear();
         } else {
@@ -286,11 +288,13 @@ impl PackWriter {
     /// Flushes and fsyncs everything written.
     pub fn sync(&mut self) -> io::Result<()> {
         self.flush()?;
+        crate::fault::check("pack.fsync")?;
         self.out.sync_all()
     }
 
     fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
+            crate::fault::check("pack.write")?;
             self.out.write_all(&self.buf)?;
             self.buf.clear();
         }
@@ -342,22 +346,58 @@ pub fn parse_record_header(h: &[u8; RECORD_HEADER_LEN as usize]) -> Result<Recor
     })
 }
 
+/// Why a record could not be read.
+#[derive(Debug)]
+pub enum RecordError {
+    /// The file could not be read (the disk, not the content).
+    Io(io::Error),
+    /// The bytes are not the record the index describes: damaged or truncated.
+    Corrupt(String),
+}
+
+impl From<String> for RecordError {
+    fn from(reason: String) -> Self {
+        RecordError::Corrupt(reason)
+    }
+}
+
+impl RecordError {
+    /// The store error for object `id`.
+    pub fn for_object(self, id: &ObjectId) -> super::StoreError {
+        match self {
+            RecordError::Io(source) => super::StoreError::Unreadable { id: *id, source },
+            RecordError::Corrupt(reason) => super::StoreError::Corrupt { id: *id, reason },
+        }
+    }
+
+    fn reading(what: &str, e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            RecordError::Corrupt(format!("the pack ends inside the {what}"))
+        } else {
+            RecordError::Io(e)
+        }
+    }
+}
+
 /// Reads the record at `loc` from an open pack: its header and stored bytes.
-pub fn read_record(file: &File, loc: &Location) -> Result<(RecordHeader, Vec<u8>), String> {
+pub fn read_record(file: &File, loc: &Location) -> Result<(RecordHeader, Vec<u8>), RecordError> {
     let mut h = [0u8; RECORD_HEADER_LEN as usize];
+    crate::fault::check("pack.read").map_err(RecordError::Io)?;
     file.read_exact_at(&mut h, loc.offset)
-        .map_err(|e| format!("cannot read record header: {e}"))?;
+        .map_err(|e| RecordError::reading("record header", e))?;
     let header = parse_record_header(&h)?;
     if header.stored_len != loc.stored_len
         || header.raw_len != loc.raw_len
         || header.kind != loc.kind
         || header.codec != loc.codec
     {
-        return Err("record header does not match the index".into());
+        return Err(RecordError::Corrupt(
+            "record header does not match the index".into(),
+        ));
     }
     let mut buf = vec![0u8; header.stored_len as usize];
     file.read_exact_at(&mut buf, loc.offset + RECORD_HEADER_LEN)
-        .map_err(|e| format!("cannot read record ({} bytes): {e}", header.stored_len))?;
+        .map_err(|e| RecordError::reading("record", e))?;
     Ok((header, buf))
 }
 

@@ -320,6 +320,17 @@ impl<'s> ObjectWriter<'s> {
         self.published = true;
         Ok(())
     }
+
+    /// Applies `batch` (prepared with [`ObjectWriter::publish`]) to the index. If that fails,
+    /// nothing of the batch is in the index (a batch applies atomically), so the packs go back
+    /// to being this writer's to remove when it is dropped.
+    pub fn apply(&mut self, session: &Session, batch: Batch) -> Result<()> {
+        let result = session.apply(batch);
+        if result.is_err() {
+            self.published = false;
+        }
+        result
+    }
 }
 
 /// A writer dropped before [`ObjectWriter::publish`] removes its packs: a command that fails

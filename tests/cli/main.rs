@@ -3,6 +3,7 @@
 mod common;
 mod core_cmds;
 mod diff_query;
+mod io_faults;
 mod registry;
 mod remotes;
 mod run_cmd;
