@@ -108,6 +108,12 @@ pub(crate) fn references(
             }
             v
         }
+        Kind::Tag => {
+            // The journal keeps its own history, not the runs its entries once named.
+            const TAG: &[Kind] = &[Kind::Tag];
+            let e = crate::object::TagEvent::decode(raw).map_err(|e| e.to_string())?;
+            e.previous.map(|p| (p, TAG)).into_iter().collect()
+        }
         Kind::Note => {
             let note = Note::decode(raw).map_err(|e| e.to_string())?;
             let mut v = vec![(note.run, RUN)];

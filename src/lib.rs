@@ -52,6 +52,7 @@ pub mod run;
 pub mod snapshot;
 pub mod store;
 pub mod summary;
+pub mod tags;
 pub mod view;
 
 pub use error::{Error, Result};

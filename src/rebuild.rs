@@ -5,16 +5,17 @@
 //! id. Refs live only in the index, so they are reconstructed from the objects: each branch's
 //! tip is the newest run recorded on that branch that no other run of the branch names as a
 //! parent; the notes chain and each model's history resume at the event no other event names
-//! as previous. Tags cannot be recovered (they are not recorded in objects) and are reported
-//! as lost. The damaged index is kept beside the new one.
+//! as previous. Tags come back from the tag journal: the newest journal entry of each name
+//! decides, and a tag whose run is gone is left out. The damaged index is kept beside the new
+//! one.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::error::{io_err, Error, Result};
 use crate::hash::ObjectId;
-use crate::object::{Kind, ModelEvent, Note, Run};
+use crate::object::{Kind, ModelEvent, Note, Run, TagEvent};
 use crate::progress::Progress;
-use crate::refs::{BRANCH_PREFIX, NOTES_REF};
+use crate::refs::{BRANCH_PREFIX, NOTES_REF, TAG_PREFIX};
 use crate::registry::MODEL_PREFIX;
 use crate::repo::Repo;
 use crate::store::pack::{self, Location, RECORD_HEADER_LEN};
@@ -56,6 +57,7 @@ pub fn rebuild_index(repo: &Repo, progress: &dyn Progress) -> Result<RebuildRepo
     let mut runs: Vec<(ObjectId, Run)> = Vec::new();
     let mut notes: Vec<(ObjectId, Note)> = Vec::new();
     let mut events: Vec<(ObjectId, ModelEvent)> = Vec::new();
+    let mut tag_events: HashMap<ObjectId, TagEvent> = HashMap::new();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -115,6 +117,11 @@ pub fn rebuild_index(repo: &Repo, progress: &dyn Progress) -> Result<RebuildRepo
                 Kind::Model => {
                     if let Ok(e) = ModelEvent::decode(&raw) {
                         events.push((h.id, e));
+                    }
+                }
+                Kind::Tag => {
+                    if let Ok(e) = TagEvent::decode(&raw) {
+                        tag_events.insert(h.id, e);
                     }
                 }
                 _ => {}
@@ -186,6 +193,26 @@ pub fn rebuild_index(repo: &Repo, progress: &dyn Progress) -> Result<RebuildRepo
             if crate::registry::validate_name(&m).is_ok() {
                 crate::refs::update(&session, &format!("{MODEL_PREFIX}{m}"), None, Some(*id))?;
                 report.refs.push((format!("{MODEL_PREFIX}{m}"), *id));
+            }
+        }
+    }
+    // The tag journal resumes at the entry no other names; its replay gives the tags.
+    let tag_prev: HashSet<ObjectId> = tag_events.values().filter_map(|e| e.previous).collect();
+    if let Some((head, _)) = tag_events
+        .iter()
+        .filter(|(id, _)| !tag_prev.contains(id))
+        .max_by_key(|(_, e)| e.time)
+    {
+        let head = *head;
+        crate::refs::update(&session, crate::tags::TAG_JOURNAL_REF, None, Some(head))?;
+        report
+            .refs
+            .push((crate::tags::TAG_JOURNAL_REF.to_string(), head));
+        for (name, run) in crate::tags::replay(&tag_events, head) {
+            let full = format!("{TAG_PREFIX}{name}");
+            if crate::refs::validate("tag", &name).is_ok() && session.contains(&run)? {
+                crate::refs::update(&session, &full, None, Some(run))?;
+                report.refs.push((full, run));
             }
         }
     }

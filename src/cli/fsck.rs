@@ -13,7 +13,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Rebuild the index from the pack files (when the index itself is damaged); the old
-    /// index is kept aside. Branches, notes and models are recovered; tags are not.
+    /// index is kept aside. Branches, tags, notes and models are recovered.
     #[arg(long)]
     pub rebuild_index: bool,
 }
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             eprintln!("warning: {p}");
         }
         println!(
-            "rebuilt the index: {} object(s), {} damaged record(s) skipped, {} ref(s) recovered (tags are not recoverable); the old index is at {}",
+            "rebuilt the index: {} object(s), {} damaged record(s) skipped, {} ref(s) recovered; the old index is at {}",
             r.objects,
             r.damaged_records,
             r.refs.len(),

@@ -2,7 +2,7 @@
 
 use super::output::Style;
 use super::Ctx;
-use cairn::refs::{self, TAG_PREFIX};
+use cairn::refs;
 
 /// List tags, tag a run, or delete a tag. Tags never move unless -f.
 #[derive(clap::Args)]
@@ -26,28 +26,19 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let repo = ctx.repo()?;
     let session = repo.store().session()?;
     if let Some(name) = a.delete {
-        let full = format!("{TAG_PREFIX}{name}");
-        let Some(old) = refs::get_id(&session, &full)? else {
-            return Err(cairn::Error::NoSuchRef { kind: "tag", name }.into());
-        };
-        refs::update(&session, &full, Some(old), None)?;
-        session.flush()?;
+        let old = cairn::tags::delete(&repo, &session, &name)?;
         ctx.status(format!("Deleted tag {name} (was {})", old.short()));
         return Ok(0);
     }
     if let Some(name) = a.name {
-        refs::validate("tag", &name)?;
-        let full = format!("{TAG_PREFIX}{name}");
         let target = super::resolve(&session, a.run.as_deref().unwrap_or("HEAD"))?;
-        let old = refs::get_id(&session, &full)?;
-        if old.is_some() && !a.force {
-            return Err(
-                anyhow::Error::new(cairn::Error::RefExists { kind: "tag", name })
-                    .context("tags do not move; use -f to move it"),
-            );
+        match cairn::tags::set(&repo, &session, &name, target, a.force) {
+            Err(e @ cairn::Error::RefExists { .. }) => {
+                return Err(anyhow::Error::new(e).context("tags do not move; use -f to move it"))
+            }
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
         }
-        refs::update(&session, &full, old, Some(target))?;
-        session.flush()?;
         ctx.status(format!("Tagged {} as {name}", target.short()));
         return Ok(0);
     }

@@ -9,12 +9,14 @@ mod chunked;
 mod model;
 mod note;
 mod run;
+mod tag;
 mod tree;
 
 pub use chunked::{ChunkRef, ChunkedFile};
 pub use model::ModelEvent;
 pub use note::Note;
 pub use run::{ArtifactsRef, CodeState, DataRef, GitInfo, MetricSummary, Run, RUN_FORMAT};
+pub use tag::TagEvent;
 pub use tree::{validate_name, EntryKind, Tree, TreeEntry};
 
 use crate::hash::ObjectId;
@@ -34,6 +36,8 @@ pub enum Kind {
     Note,
     /// A model-registry event.
     Model,
+    /// An entry of the tag journal (a tag set, moved or deleted).
+    Tag,
 }
 
 impl Kind {
@@ -46,6 +50,7 @@ impl Kind {
             Kind::Run => "run",
             Kind::Note => "note",
             Kind::Model => "model",
+            Kind::Tag => "tag",
         }
     }
 
@@ -58,6 +63,7 @@ impl Kind {
             Kind::Run => 4,
             Kind::Note => 5,
             Kind::Model => 6,
+            Kind::Tag => 7,
         }
     }
 
@@ -70,6 +76,7 @@ impl Kind {
             4 => Kind::Run,
             5 => Kind::Note,
             6 => Kind::Model,
+            7 => Kind::Tag,
             _ => return None,
         })
     }

@@ -861,6 +861,9 @@ fn fetch_with(
             let old = refs::get_id(&session, &local)?;
             if old != Some(v.id) {
                 refs::update(&session, &local, old, Some(v.id))?;
+                if let Some(tag) = local.strip_prefix(TAG_PREFIX) {
+                    crate::tags::record(repo, &session, tag, Some(v.id))?;
+                }
                 report.updated.push((local, v.id));
             }
             // Notes and models: fast-forward the local chain when possible.

@@ -1359,6 +1359,11 @@ fn damaged_index_is_rebuilt_from_the_packs() {
         "artifacts/model.bin",
     ]);
     env.ok(&["tag", "v1", &first]);
+    env.ok(&["tag", "gone", &first]);
+    env.ok(&["tag", "moved", &first]);
+    env.ok(&["tag", "-d", "gone"]);
+    env.ok(&["tag", "-f", "moved", &third]);
+    let tags_before = env.ok(&["tag"]);
     // Damage sled's files beyond reading: overwrite every file of the index with garbage.
     for e in std::fs::read_dir(env.path(".cairn/index"))
         .unwrap()
@@ -1381,8 +1386,10 @@ fn damaged_index_is_rebuilt_from_the_packs() {
     );
     let report = env.ok(&["fsck", "--rebuild-index"]);
     assert!(report.contains("rebuilt the index"), "{report}");
-    assert!(report.contains("tags are not recoverable"), "{report}");
     fsck_ok(&env, "after the rebuild");
+    // Tags come back from the tag journal: deleted ones stay deleted, moved ones moved.
+    assert_eq!(env.ok(&["tag"]), tags_before);
+    assert!(tags_before.contains("moved") && !tags_before.contains("gone"));
     // Branches, notes and the model come back; each branch at its newest run.
     assert_eq!(
         log_ids(&env, &["main"]),
