@@ -127,11 +127,20 @@ impl Error {
             Error::Snapshot(SnapshotError::WouldOverwrite(_)) => {
                 Some("use --force to overwrite them, or -o DIR to restore elsewhere".into())
             }
-            Error::Store(StoreError::Corrupt { .. }) => {
-                Some("run `cairn fsck` to check the whole store".into())
-            }
+            Error::Store(e) | Error::Snapshot(SnapshotError::Store(e)) => store_hint(e),
             _ => None,
         }
+    }
+}
+
+/// A suggestion for a store error, when one helps.
+pub fn store_hint(e: &StoreError) -> Option<String> {
+    match e {
+        StoreError::Corrupt { .. } => Some("run `cairn fsck` to check the whole store".into()),
+        StoreError::NotWritable { .. } => Some(
+            "remount the repository read-write, or copy it to a writable folder to read it".into(),
+        ),
+        _ => None,
     }
 }
 

@@ -168,6 +168,14 @@ impl<'s> Session<'s> {
                     std::thread::sleep(delay + extra);
                     delay = (delay * 2).min(Duration::from_millis(25));
                 }
+                Err(sled::Error::Io(e))
+                    if matches!(e.raw_os_error(), Some(libc::EROFS | libc::EACCES)) =>
+                {
+                    return Err(StoreError::NotWritable {
+                        path: store.index.clone(),
+                        source: e,
+                    })
+                }
                 Err(e) => return Err(db_err(e)),
             }
         }

@@ -41,6 +41,15 @@ pub enum StoreError {
     /// The index database failed.
     #[error("repository index: {0}")]
     Db(String),
+    /// The index cannot be opened for writing: a read-only file system, or no permission.
+    #[error("cannot open the repository index {path} for writing: {source}; cairn needs write access to it, even to read")]
+    NotWritable {
+        /// The index folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Another process held the repository for too long.
     #[error("the repository is busy: another cairn process has held it for {0:?}")]
     Busy(Duration),
