@@ -1545,3 +1545,45 @@ fn s3_server_ignoring_conditional_writes_is_refused() {
     };
     assert_eq!(ids, vec![run]);
 }
+
+/// A cached copy of a remote pack index that was cut short (a fetch killed while writing it, or
+/// a full disk) is not trusted: the next fetch reads the index from the remote again.
+#[test]
+fn damaged_cached_pack_index_is_read_again_from_the_remote() {
+    let a = Env::init();
+    make_inputs(&a, 11);
+    let first = commit_inputs(&a, "first");
+    let remote = Remote::new(Kind::Folder, &a, "idx-cache").expect("folder remote");
+    remote.add(&a, "origin");
+    a.ok(&["push", "-q", "origin"]);
+    let b = remote.clone_env();
+    let cache = b.path(".cairn/remotes/origin/idx");
+    let cached: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap_or_else(|e| panic!("no pack index cache at {}: {e}", cache.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(!cached.is_empty(), "no cached pack index");
+    for (i, p) in cached.iter().enumerate() {
+        let bytes = std::fs::read(p).unwrap();
+        // Cut one short, empty another.
+        let keep = if i % 2 == 0 { bytes.len() / 2 } else { 0 };
+        std::fs::write(p, &bytes[..keep]).unwrap();
+    }
+    a.write("model.bin", noise(12, 1 << 20));
+    let second = commit_inputs(&a, "second");
+    a.ok(&["push", "-q", "origin"]);
+    b.ok(&["pull", "-q"]);
+    assert_eq!(log_ids(&b, &[]), vec![second, first]);
+    fsck_clean(&b);
+    // The cache holds whole copies again.
+    for p in &cached {
+        let bytes = std::fs::read(p).unwrap();
+        let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            blake3::hash(&bytes).to_hex().starts_with(&stem),
+            "{} is still damaged",
+            p.display()
+        );
+    }
+}
