@@ -400,3 +400,34 @@ fn checkout_into_a_read_only_folder_fails_cleanly() {
     assert_one_line_error(&text(&out.stderr), READ_ONLY, "checkout");
     assert_fsck(&env, &env.work, "after the failed checkout");
 }
+
+/// A folder remote on a read-only file system can still be cloned and fetched from (the way to
+/// read runs from read-only media).
+#[test]
+fn clone_from_a_read_only_folder_remote_works() {
+    let a = Env::init();
+    a.write("model/w.bin", noise(71, 1 << 20));
+    let run = a.commit(&["--artifact", "model"]);
+    let remote = a.tmp.path().join("remote");
+    std::fs::create_dir(&remote).unwrap();
+    let disk = Tmpfs::mount(&remote, "8m");
+    let r = remote.to_str().unwrap();
+    a.ok(&["remote", "add", "origin", r]);
+    a.ok(&["push", "-q", "origin"]);
+    disk.remount("ro");
+    let b = Env::new();
+    let dest = b.work.join("clone");
+    b.ok(&["clone", r, dest.to_str().unwrap()]);
+    let out = b
+        .cmd_in(&dest)
+        .args(["checkout", &run, "-q", "--artifacts", "-o", "out"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        snapshot_dir(&dest.join("out/model")),
+        snapshot_dir(&a.path("model"))
+    );
+    let out = b.cmd_in(&dest).args(["fetch", "-q"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
