@@ -475,3 +475,29 @@ fn clone_from_a_read_only_folder_remote_works() {
     let out = b.cmd_in(&dest).args(["fetch", "-q"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+// ---- a damaged index --------------------------------------------------------------------------
+
+/// An index sled finds damaged (as a full disk used to leave it) is reported in one line that
+/// says so, without sled's internals, with the way out; that way out works.
+#[test]
+fn damaged_index_is_reported_with_the_way_to_rebuild_it() {
+    let env = Env::init();
+    env.write("data/a.txt", "hello\n");
+    let id = env.commit(&["--data", "data"]);
+    let db = env.path(".cairn/index/db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[..len.min(4096)].copy_from_slice(&noise(9, len.min(4096)));
+    std::fs::write(&db, bytes).unwrap();
+    let err = env.fails(&["log"]);
+    assert_one_line_error(&err, "the repository index is damaged", "log");
+    assert!(!err.contains("backtrace"), "{err}");
+    assert!(
+        err.contains("hint: run `cairn fsck --rebuild-index`"),
+        "{err}"
+    );
+    env.ok(&["fsck", "--rebuild-index"]);
+    assert_fsck(&env, &env.work, "after rebuilding");
+    env.ok(&["show", &id]);
+}
