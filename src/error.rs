@@ -85,6 +85,14 @@ pub enum Error {
     /// An operation refused for safety.
     #[error("{0}")]
     Refused(String),
+    /// An S3 server that ignores the conditional writes refs depend on.
+    #[error("remote {url}: the server ignores conditional writes ({header}), so two pushes could overwrite each other's refs; refusing it")]
+    UnsafeRemote {
+        /// The remote's URL.
+        url: String,
+        /// The header it ignores.
+        header: &'static str,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -124,14 +132,32 @@ impl Error {
             }
             Error::AmbiguousRevision { .. } => Some("give more digits of the id".into()),
             Error::EmptyBranch(_) => Some("record a run with `cairn commit`".into()),
+            Error::UnsafeRemote { .. } => Some(
+                "use --no-check to add it anyway, only if a single person or job pushes to it at a time"
+                    .into(),
+            ),
             Error::Snapshot(SnapshotError::WouldOverwrite(_)) => {
                 Some("use --force to overwrite them, or -o DIR to restore elsewhere".into())
             }
-            Error::Store(StoreError::Corrupt { .. }) => {
-                Some("run `cairn fsck` to check the whole store".into())
-            }
+            Error::Store(e) | Error::Snapshot(SnapshotError::Store(e)) => store_hint(e),
             _ => None,
         }
+    }
+}
+
+/// A suggestion for a store error, when one helps.
+pub fn store_hint(e: &StoreError) -> Option<String> {
+    match e {
+        StoreError::Corrupt { .. } => Some("run `cairn fsck` to check the whole store".into()),
+        StoreError::IndexDamaged => Some(
+            "run `cairn fsck --rebuild-index` to rebuild it from the pack files (tags are lost)"
+                .into(),
+        ),
+        StoreError::LowSpace { .. } => Some("free some space and run the command again".into()),
+        StoreError::NotWritable { .. } => Some(
+            "remount the repository read-write, or copy it to a writable folder to read it".into(),
+        ),
+        _ => None,
     }
 }
 

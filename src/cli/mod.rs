@@ -207,6 +207,9 @@ fn report(e: &anyhow::Error) {
         if let Some(ce) = cause.downcast_ref::<cairn::Error>() {
             hint = hint.or_else(|| ce.hint());
         }
+        if let Some(se) = cause.downcast_ref::<cairn::store::StoreError>() {
+            hint = hint.or_else(|| cairn::error::store_hint(se));
+        }
     }
     if let Some(h) = hint {
         eprintln!("hint: {h}");

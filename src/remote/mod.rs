@@ -149,11 +149,11 @@ pub fn add(repo: &Repo, name: &str, cfg: RemoteConfig, check: bool) -> Result<()
                 region: cfg.region.clone(),
             },
         )?;
-        if !t.probe_conditional_writes()? {
-            return Err(Error::Refused(format!(
-                "remote {}: the server ignores conditional writes (If-None-Match), so two pushes could overwrite each other's refs; refusing it (use --no-check to add it anyway)",
-                cfg.url
-            )));
+        if let Some(header) = t.probe_conditional_writes()? {
+            return Err(Error::UnsafeRemote {
+                url: cfg.url,
+                header,
+            });
         }
     }
     all.insert(name.to_string(), cfg);

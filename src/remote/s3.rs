@@ -107,9 +107,10 @@ impl S3Transport {
         }
     }
 
-    /// Checks that the server honours conditional writes, which refs depend on: creating the
-    /// same key twice with If-None-Match must fail the second time.
-    pub fn probe_conditional_writes(&self) -> Result<bool> {
+    /// Checks that the server honours the conditional writes refs depend on: creating a key
+    /// that exists (`If-None-Match: *`) and replacing it under a stale version (`If-Match`)
+    /// must both be refused. Returns the header the server ignores, if any.
+    pub fn probe_conditional_writes(&self) -> Result<Option<&'static str>> {
         let key = self.key(&format!(
             "probes/cas-{}-{}",
             std::process::id(),
@@ -118,6 +119,20 @@ impl S3Transport {
         let create = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
+        };
+        let stale = PutOptions {
+            mode: PutMode::Update(UpdateVersion {
+                e_tag: Some("\"00000000000000000000000000000000\"".into()),
+                version: None,
+            }),
+            ..Default::default()
+        };
+        let refused = |r: &object_store::Result<object_store::PutResult>| {
+            matches!(
+                r,
+                Err(object_store::Error::AlreadyExists { .. })
+                    | Err(object_store::Error::Precondition { .. })
+            )
         };
         self.rt.block_on(async {
             self.store
@@ -128,12 +143,22 @@ impl S3Transport {
                 .store
                 .put_opts(&key, PutPayload::from_static(b"2"), create)
                 .await;
+            let third = if refused(&second) {
+                Some(
+                    self.store
+                        .put_opts(&key, PutPayload::from_static(b"3"), stale)
+                        .await,
+                )
+            } else {
+                None
+            };
             let _ = self.store.delete(&key).await;
-            match second {
-                Err(object_store::Error::AlreadyExists { .. })
-                | Err(object_store::Error::Precondition { .. }) => Ok(true),
-                Ok(_) => Ok(false),
-                Err(e) => Err(self.fail("probe write", e)),
+            match (second, third) {
+                (Ok(_), _) => Ok(Some("If-None-Match")),
+                (Err(e), None) => Err(self.fail("probe write", e)),
+                (Err(_), Some(Ok(_))) => Ok(Some("If-Match")),
+                (Err(_), Some(r)) if refused(&r) => Ok(None),
+                (Err(_), Some(Err(e))) => Err(self.fail("probe write", e)),
             }
         })
     }

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::packidx::{self, IdxEntry};
 use super::transport::{RefVersion, Transport, TransportError};
@@ -55,6 +55,18 @@ fn cache_dir(repo: &Repo, remote: &str) -> PathBuf {
     repo.store().dir().join("remotes").join(remote).join("idx")
 }
 
+/// Keeps a copy of a remote pack index in the cache, best effort: written to a temporary name
+/// and renamed, so the cache never holds part of one.
+fn cache_idx(cache: &Path, name: &str, bytes: &[u8]) {
+    let _ = std::fs::create_dir_all(cache);
+    let tmp = cache.join(format!(".tmp-{name}-{}", std::process::id()));
+    let done = std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, cache.join(format!("{name}.idx"))));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
 /// Reads the remote's pack indexes (new ones from the remote, known ones from a local cache).
 pub fn remote_index(repo: &Repo, remote: &str, t: &dyn Transport) -> Result<RemoteIndex> {
     let cache = cache_dir(repo, remote);
@@ -70,24 +82,26 @@ pub fn remote_index(repo: &Repo, remote: &str, t: &dyn Transport) -> Result<Remo
             continue;
         }
         let cached = cache.join(format!("{name}.idx"));
-        let bytes = match std::fs::read(&cached) {
-            Ok(b) => b,
-            Err(_) => {
-                let b = t.get(&key)?.ok_or_else(|| TransportError::Failed {
+        // A cached copy is used only when it decodes (its checksum holds): one cut short by a
+        // killed process or a full disk is read again from the remote.
+        let from_cache = std::fs::read(&cached)
+            .ok()
+            .and_then(|b| packidx::decode(&b).ok());
+        let entries = match from_cache {
+            Some(entries) => entries,
+            None => {
+                let bytes = t.get(&key)?.ok_or_else(|| TransportError::Failed {
                     remote: t.describe(),
                     message: format!("{key} vanished while listing"),
                 })?;
-                b
+                let entries = packidx::decode(&bytes).map_err(|m| TransportError::Failed {
+                    remote: t.describe(),
+                    message: format!("{key}: {m}"),
+                })?;
+                cache_idx(&cache, name, &bytes);
+                entries
             }
         };
-        let entries = packidx::decode(&bytes).map_err(|m| TransportError::Failed {
-            remote: t.describe(),
-            message: format!("{key}: {m}"),
-        })?;
-        if !cached.exists() {
-            let _ = std::fs::create_dir_all(&cache);
-            let _ = std::fs::write(&cached, &bytes);
-        }
         for e in entries {
             objects.entry(e.id).or_insert((name.to_string(), e));
         }
@@ -434,9 +448,7 @@ pub fn push(
             let name = blake3::hash(&idx).to_hex()[..32].to_string();
             t.put_file(&format!("packs/{name}.pack"), &p.path)?;
             t.put_bytes(&format!("packs/{name}.idx"), idx.clone())?;
-            let cache = cache_dir(repo, remote);
-            let _ = std::fs::create_dir_all(&cache);
-            let _ = std::fs::write(cache.join(format!("{name}.idx")), &idx);
+            cache_idx(&cache_dir(repo, remote), &name, &idx);
             report.objects += p.entries.len() as u64;
             report.bytes += p.len;
             report.packs += 1;

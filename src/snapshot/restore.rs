@@ -17,7 +17,27 @@ use super::{io_err, Result, SnapshotError};
 use crate::hash::ObjectId;
 use crate::object::{EntryKind, Kind};
 use crate::progress::Progress;
-use crate::store::Session;
+use crate::store::{Session, StoreError};
+
+/// A writer that remembers whether a write to it failed.
+struct Failing<W> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W: Write> Write for Failing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.failed |= r.is_err();
+        r
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.failed |= r.is_err();
+        r
+    }
+}
 
 /// One path to restore.
 #[derive(Debug, Clone)]
@@ -338,10 +358,22 @@ pub fn restore(
                 let tmp = temp_name(&path);
                 let result = (|| -> Result<()> {
                     let file = create_new_nofollow(&tmp)?;
-                    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-                    session.write_file_content(&item.id, &mut out, &|n| progress.advance(n))?;
-                    crate::fault::check("restore.write").map_err(io_err(&tmp))?;
-                    out.flush().map_err(io_err(&tmp))?;
+                    let mut out = Failing {
+                        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+                        failed: false,
+                    };
+                    // A failed write (a full disk) is reported against the file being restored.
+                    session
+                        .write_file_content(&item.id, &mut out, &|n| progress.advance(n))
+                        .map_err(|e| match e {
+                            StoreError::Io { source, .. } if out.failed => SnapshotError::Io {
+                                path: path.clone(),
+                                source,
+                            },
+                            e => e.into(),
+                        })?;
+                    crate::fault::check("restore.write").map_err(io_err(&path))?;
+                    out.inner.flush().map_err(io_err(&path))?;
                     let mode = if item.kind == EntryKind::Executable {
                         0o755
                     } else {

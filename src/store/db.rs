@@ -31,7 +31,44 @@ pub(crate) fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
 }
 
 fn db_err(e: sled::Error) -> StoreError {
-    StoreError::Db(e.to_string())
+    match e {
+        sled::Error::Corruption { .. } => StoreError::IndexDamaged,
+        e => StoreError::Db(e.to_string()),
+    }
+}
+
+/// Free space the repository's file system must have when the index is opened and when a
+/// writer publishes new content: sled damages its own files when one of its writes fails for
+/// lack of space, so cairn refuses beforehand instead.
+pub const INDEX_MIN_FREE: u64 = 4 << 20;
+
+/// Fails with [`StoreError::LowSpace`] when the file system of `dir` has less than
+/// [`INDEX_MIN_FREE`] bytes free for unprivileged writers.
+pub(crate) fn check_free_space(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    // SAFETY: statvfs only writes into the zeroed struct we pass; the path is NUL-terminated.
+    let free = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+            // Unknown: let the writes themselves report any problem.
+            return Ok(());
+        }
+        // The field types differ between platforms.
+        #[allow(clippy::useless_conversion)]
+        let (avail, frsize) = (u64::from(st.f_bavail), u64::from(st.f_frsize));
+        avail.saturating_mul(frsize)
+    };
+    if free < INDEX_MIN_FREE {
+        return Err(StoreError::LowSpace {
+            path: dir.to_path_buf(),
+            free,
+            needed: INDEX_MIN_FREE,
+        });
+    }
+    Ok(())
 }
 
 /// What a ref holds.
@@ -93,6 +130,7 @@ fn is_lock_error(e: &sled::Error) -> bool {
 
 impl<'s> Session<'s> {
     pub(crate) fn open(store: &'s Store) -> Result<Self> {
+        check_free_space(&store.dir)?;
         let start = Instant::now();
         let mut delay = Duration::from_millis(1);
         let mut told = false;
@@ -127,6 +165,14 @@ impl<'s> Session<'s> {
                     let extra = Duration::from_micros((jitter >> 33) % 2000);
                     std::thread::sleep(delay + extra);
                     delay = (delay * 2).min(Duration::from_millis(25));
+                }
+                Err(sled::Error::Io(e))
+                    if matches!(e.raw_os_error(), Some(libc::EROFS | libc::EACCES)) =>
+                {
+                    return Err(StoreError::NotWritable {
+                        path: store.index.clone(),
+                        source: e,
+                    })
                 }
                 Err(e) => return Err(db_err(e)),
             }

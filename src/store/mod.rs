@@ -43,6 +43,28 @@ pub enum StoreError {
     /// The index database failed.
     #[error("repository index: {0}")]
     Db(String),
+    /// The index database is damaged.
+    #[error("the repository index is damaged")]
+    IndexDamaged,
+    /// Too little free space to open or update the index safely.
+    #[error("no space left on device for the repository index: {free} bytes free in {path}, cairn needs {needed} to update it safely")]
+    LowSpace {
+        /// The `.cairn` folder.
+        path: PathBuf,
+        /// Bytes free.
+        free: u64,
+        /// Bytes needed.
+        needed: u64,
+    },
+    /// The index cannot be opened for writing: a read-only file system, or no permission.
+    #[error("cannot open the repository index {path} for writing: {source}; cairn needs write access to it, even to read")]
+    NotWritable {
+        /// The index folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Another process held the repository for too long.
     #[error("the repository is busy: another cairn process has held it for {0:?}")]
     Busy(Duration),

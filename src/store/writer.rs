@@ -290,6 +290,8 @@ impl<'s> ObjectWriter<'s> {
     /// [`StoreError::Vanished`] if an object this writer relied on is no longer in the store.
     /// The caller applies the batch, then moves refs, then flushes.
     pub fn publish(&mut self, session: &Session, batch: &mut Batch) -> Result<()> {
+        // Refused here, while the packs are still ours to remove, rather than by the index.
+        super::db::check_free_space(self.store.dir())?;
         if !self.deferred.is_empty() {
             let items = std::mem::take(&mut self.deferred);
             self.put_batch(items, Some(session))?;

@@ -390,3 +390,102 @@ pub fn spawn(env: &Env, args: &[&str]) -> std::process::Child {
         .spawn()
         .expect("spawn cairn")
 }
+
+// ---- an S3 server that ignores conditional writes -------------------------------------------------
+
+/// The moto version whose server ignores `If-None-Match` and `If-Match` on PUT.
+pub const LAX_S3_MOTO: &str = "moto[server]==4.2.14";
+
+/// A moto S3 server of a version that ignores conditional writes, on its own loopback port;
+/// killed when dropped. Its command is `CAIRN_TEST_LAX_S3_SERVER`, else `moto_server` in the
+/// virtual environment `.ci/run` makes (`~/.cache/cairn-ci/moto-4`). A missing server is a
+/// failure with instructions, never a skip.
+pub struct LaxS3Server {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+impl Drop for LaxS3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends one HTTP/1.1 request without a body to `port`; returns the status code.
+fn http_status(port: u16, method: &str, path: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = String::new();
+    s.read_to_string(&mut head)?;
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {head:?}")))
+}
+
+/// Starts a [`LaxS3Server`] with the bucket [`S3_BUCKET`].
+pub fn lax_s3_server() -> LaxS3Server {
+    use std::os::unix::process::CommandExt;
+    let cmd = std::env::var_os("CAIRN_TEST_LAX_S3_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            Path::new(&home).join(".cache/cairn-ci/moto-4/bin/moto_server")
+        });
+    assert!(
+        cmd.is_file(),
+        "the hostile-S3 tests need moto_server from {LAX_S3_MOTO}, which ignores conditional \
+         writes; none at {}: run .ci/run, or `python3 -m venv ~/.cache/cairn-ci/moto-4 && \
+         ~/.cache/cairn-ci/moto-4/bin/pip install '{LAX_S3_MOTO}'`, or set \
+         CAIRN_TEST_LAX_S3_SERVER to its moto_server",
+        cmd.display()
+    );
+    // A free port: bind one, let it go, start the server on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut c = std::process::Command::new(&cmd);
+    c.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: prctl in the child before exec; async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = c
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", cmd.display()));
+    let server = LaxS3Server {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        child,
+    };
+    // Wait until it answers, then create the bucket.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match http_status(port, "PUT", &format!("/{S3_BUCKET}")) {
+            Ok(200) => break,
+            Ok(code) => panic!("{}: creating the bucket answered {code}", cmd.display()),
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} did not answer on port {port}: {e}",
+                    cmd.display()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
+    server
+}

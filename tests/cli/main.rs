@@ -2,7 +2,9 @@
 
 mod common;
 mod core_cmds;
+mod crash;
 mod diff_query;
+mod faults;
 mod io_faults;
 mod registry;
 mod remotes;

@@ -1494,3 +1494,96 @@ fn interrupted_fetch_folder() {
         }
     }
 }
+
+// ---- a server that ignores conditional writes ------------------------------------------------
+
+/// An S3 server that ignores `If-None-Match` and `If-Match` would let two pushes both move a
+/// branch. Adding it as a remote is refused with one line and a hint, nothing is recorded and
+/// no ref is written there; `--no-check` adds it anyway (and then pushes work, which shows the
+/// refusal was about the server, not a broken connection).
+#[test]
+fn s3_server_ignoring_conditional_writes_is_refused() {
+    let server = lax_s3_server();
+    let env = Env::init();
+    make_inputs(&env, 3);
+    let run = commit_inputs(&env, "first");
+    let url = format!("s3://{S3_BUCKET}/lax");
+    let ep = server.endpoint.as_str();
+    let err = env.fails(&["remote", "add", "origin", &url, "--endpoint", ep]);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "one error line and a hint: {err}");
+    assert!(
+        lines[0].contains("ignores conditional writes (If-None-Match)"),
+        "{err}"
+    );
+    assert!(lines[1].starts_with("hint: use --no-check"), "{err}");
+    // Nothing recorded, nothing pushed.
+    assert_eq!(env.ok(&["remote"]), "");
+    let err = env.fails(&["push", "origin"]);
+    assert!(err.contains("no remote named 'origin'"), "{err}");
+    let c = Env::new();
+    let dir = c.work.join("clone");
+    let out = c.run(&["clone", &url, dir.to_str().unwrap(), "--endpoint", ep]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("nothing to clone"),
+        "{}",
+        text(&out.stderr)
+    );
+    // With --no-check it is added, and a push and a clone work.
+    env.ok(&["remote", "add", "lax", &url, "--endpoint", ep, "--no-check"]);
+    env.ok(&["push", "-q", "lax"]);
+    let out = c.run(&["clone", &url, dir.to_str().unwrap(), "--endpoint", ep]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = c.cmd_in(&dir).args(["log", "--json"]).output().unwrap();
+    let ids: Vec<String> = match parse_json(&text(&log.stdout)) {
+        Value::Array(v) => v
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect(),
+        other => panic!("log --json: {other}"),
+    };
+    assert_eq!(ids, vec![run]);
+}
+
+/// A cached copy of a remote pack index that was cut short (a fetch killed while writing it, or
+/// a full disk) is not trusted: the next fetch reads the index from the remote again.
+#[test]
+fn damaged_cached_pack_index_is_read_again_from_the_remote() {
+    let a = Env::init();
+    make_inputs(&a, 11);
+    let first = commit_inputs(&a, "first");
+    let remote = Remote::new(Kind::Folder, &a, "idx-cache").expect("folder remote");
+    remote.add(&a, "origin");
+    a.ok(&["push", "-q", "origin"]);
+    let b = remote.clone_env();
+    let cache = b.path(".cairn/remotes/origin/idx");
+    let cached: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap_or_else(|e| panic!("no pack index cache at {}: {e}", cache.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(!cached.is_empty(), "no cached pack index");
+    for (i, p) in cached.iter().enumerate() {
+        let bytes = std::fs::read(p).unwrap();
+        // Cut one short, empty another.
+        let keep = if i % 2 == 0 { bytes.len() / 2 } else { 0 };
+        std::fs::write(p, &bytes[..keep]).unwrap();
+    }
+    a.write("model.bin", noise(12, 1 << 20));
+    let second = commit_inputs(&a, "second");
+    a.ok(&["push", "-q", "origin"]);
+    b.ok(&["pull", "-q"]);
+    assert_eq!(log_ids(&b, &[]), vec![second, first]);
+    fsck_clean(&b);
+    // The cache holds whole copies again.
+    for p in &cached {
+        let bytes = std::fs::read(p).unwrap();
+        let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            blake3::hash(&bytes).to_hex().starts_with(&stem),
+            "{} is still damaged",
+            p.display()
+        );
+    }
+}
