@@ -43,14 +43,16 @@ pub enum RefValue {
 }
 
 impl RefValue {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// Encodes for the index: `I` + 32-byte id, or `S` + the target ref's name.
+    pub fn encode(&self) -> Vec<u8> {
         match self {
             RefValue::Id(id) => key(b'I', id.as_bytes()),
             RefValue::Symbolic(name) => key(b'S', name.as_bytes()),
         }
     }
 
-    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
+    /// Decodes an index value; `None` when malformed.
+    pub fn decode(b: &[u8]) -> Option<Self> {
         match b.split_first()? {
             (b'I', rest) => ObjectId::from_slice(rest).map(RefValue::Id),
             (b'S', rest) => std::str::from_utf8(rest)
@@ -77,7 +79,8 @@ pub struct StatEntry {
 }
 
 impl StatEntry {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// Encodes for the index: size, mtime, ctime, inode (8 bytes LE each), then the id.
+    pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(64);
         b.extend_from_slice(&self.size.to_le_bytes());
         b.extend_from_slice(&self.mtime_ns.to_le_bytes());
@@ -87,7 +90,8 @@ impl StatEntry {
         b
     }
 
-    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
+    /// Decodes an index value; `None` when malformed.
+    pub fn decode(b: &[u8]) -> Option<Self> {
         if b.len() != 64 {
             return None;
         }
