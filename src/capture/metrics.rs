@@ -164,8 +164,9 @@ pub enum MetricsError {
     /// A metric's value is not a number (a string, boolean, null, list, or an
     /// unparsable CSV cell). `column` is only known for CSV/TSV cells.
     #[error(
-        "{}: metric '{key}' is not a number: {value}",
-        location(.path, *.line, *.column)
+        "{}: metric '{}' is not a number: {value}",
+        location(.path, *.line, *.column),
+        one_line_name(.key)
     )]
     NotNumeric {
         path: PathBuf,
@@ -529,6 +530,12 @@ fn render_yaml(value: &serde_yaml::Value) -> String {
     }
 }
 
+/// A metric or column name for an error message, kept on one line (names may hold line
+/// breaks: a JSON `\n` escape, a quoted CSV header).
+fn one_line_name(name: &str) -> String {
+    name.replace(['\n', '\r'], " ")
+}
+
 /// Shortens `text` to at most [`MAX_VALUE_CHARS`] characters, on one line.
 fn short(text: &str) -> String {
     let text = text.replace(['\n', '\r'], " ");
@@ -749,7 +756,7 @@ fn load_delimited(
                 return Err(syntax(
                     header_line,
                     index + 1,
-                    format!("duplicate column '{name}'"),
+                    format!("duplicate column '{}'", one_line_name(name)),
                 ));
             }
             Column::Metric(name.to_string())
@@ -945,6 +952,23 @@ mod tests {
 
     fn names(metrics: &Metrics) -> Vec<&str> {
         metrics.series.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn errors_stay_on_one_line_when_names_hold_line_breaks() {
+        // A metric name from a JSON escape, or a quoted CSV header, used to break the message
+        // across lines.
+        let path = Path::new("m.json");
+        let err = parse_metrics(br#"{"a\nb": "x"}"#, MetricsFormat::Json, path).unwrap_err();
+        assert!(matches!(&err, MetricsError::NotNumeric { key, .. } if key == "a\nb"));
+        assert_eq!(
+            err.to_string(),
+            "m.json: metric 'a b' is not a number: \"x\""
+        );
+        for csv in ["\"a\nb\",\"a\nb\"\n1,2\n", "step,\"a\r\nb\"\n1,x\n"] {
+            let err = parse_metrics(csv.as_bytes(), MetricsFormat::Csv, path).unwrap_err();
+            assert!(!err.to_string().contains(['\n', '\r']), "{err}");
+        }
     }
 
     fn series(values: &[(i64, f64)]) -> Series {
