@@ -9,20 +9,21 @@ use crate::hash::{is_hex_prefix, ObjectId};
 use crate::refs::{self, Head, BRANCH_PREFIX, TAG_PREFIX};
 use crate::store::Session;
 
-/// Splits `spec` into its base and how many generations back it names.
-fn split_ancestry(spec: &str) -> Result<(&str, usize)> {
+/// Splits `spec` into its base and how many generations back it names (`main~2` gives
+/// `("main", 2)`); no repository is consulted.
+pub fn split_ancestry(spec: &str) -> Result<(&str, usize)> {
     let mut base = spec;
     let mut back = 0usize;
     loop {
         if let Some(rest) = base.strip_suffix('^') {
             base = rest;
-            back += 1;
+            back = back.saturating_add(1);
             continue;
         }
         if let Some(pos) = base.rfind('~') {
             let digits = &base[pos + 1..];
             if digits.is_empty() {
-                back += 1;
+                back = back.saturating_add(1);
             } else if digits.bytes().all(|b| b.is_ascii_digit()) {
                 let n: usize = digits.parse().map_err(|_| Error::BadArgument {
                     arg: spec.to_string(),
@@ -109,5 +110,15 @@ mod tests {
         assert_eq!(split_ancestry("a~1~2^").unwrap(), ("a", 4));
         assert!(split_ancestry("~3").is_err());
         assert!(split_ancestry("x~99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn huge_counts_saturate() {
+        // Found by fuzzing: a count of usize::MAX followed by one more step overflowed
+        // (a panic in debug builds, a count wrapped to zero in release builds).
+        let max = usize::MAX;
+        assert_eq!(split_ancestry(&format!("a^~{max}")).unwrap(), ("a", max));
+        assert_eq!(split_ancestry(&format!("a~~{max}")).unwrap(), ("a", max));
+        assert_eq!(split_ancestry(&format!("a~{max}^")).unwrap(), ("a", max));
     }
 }

@@ -164,8 +164,9 @@ pub enum MetricsError {
     /// A metric's value is not a number (a string, boolean, null, list, or an
     /// unparsable CSV cell). `column` is only known for CSV/TSV cells.
     #[error(
-        "{}: metric '{key}' is not a number: {value}",
-        location(.path, *.line, *.column)
+        "{}: metric '{}' is not a number: {value}",
+        location(.path, *.line, *.column),
+        one_line_name(.key)
     )]
     NotNumeric {
         path: PathBuf,
@@ -225,27 +226,78 @@ fn location(path: &Path, line: Option<usize>, column: Option<usize>) -> String {
 /// Steps must be integers; a float with no fractional part (`3.0`) is
 /// accepted as one.
 pub fn load_metrics_file(path: &Path) -> Result<Metrics, MetricsError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    match ext.as_str() {
-        "json" => load_json(path),
-        "yaml" | "yml" => load_yaml(path),
-        "csv" => load_delimited(path, b','),
-        "tsv" => load_delimited(path, b'\t'),
-        "jsonl" | "ndjson" => {
-            let reader = BufReader::new(open(path)?);
+    let format = MetricsFormat::from_path(path).ok_or_else(|| MetricsError::UnknownFormat {
+        path: path.to_path_buf(),
+    })?;
+    read_metrics(BufReader::new(open(path)?), format, path)
+}
+
+/// The syntax of a metrics file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsFormat {
+    /// `.json`: a mapping of names to numbers, or a list of records.
+    Json,
+    /// `.yaml` or `.yml`: as JSON.
+    Yaml,
+    /// `.csv`: a header row, then one row per step.
+    Csv,
+    /// `.tsv`: as CSV, separated by tabs.
+    Tsv,
+    /// `.jsonl` or `.ndjson`: one JSON object per line.
+    Jsonl,
+}
+
+impl MetricsFormat {
+    /// The format a file's extension names (case-insensitive), if any.
+    pub fn from_path(path: &Path) -> Option<MetricsFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "json" => MetricsFormat::Json,
+            "yaml" | "yml" => MetricsFormat::Yaml,
+            "csv" => MetricsFormat::Csv,
+            "tsv" => MetricsFormat::Tsv,
+            "jsonl" | "ndjson" => MetricsFormat::Jsonl,
+            _ => return None,
+        })
+    }
+}
+
+/// Parses the content of a metrics file in `format`, exactly as [`load_metrics_file`] does
+/// with the file; `path` only names the source in errors.
+pub fn parse_metrics(
+    bytes: &[u8],
+    format: MetricsFormat,
+    path: &Path,
+) -> Result<Metrics, MetricsError> {
+    read_metrics(bytes, format, path)
+}
+
+fn read_metrics(
+    mut reader: impl BufRead,
+    format: MetricsFormat,
+    path: &Path,
+) -> Result<Metrics, MetricsError> {
+    match format {
+        MetricsFormat::Json => load_json(reader, path),
+        MetricsFormat::Yaml => {
+            let mut text = String::new();
+            reader
+                .read_to_string(&mut text)
+                .map_err(|source| MetricsError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            load_yaml(&text, path)
+        }
+        MetricsFormat::Csv => load_delimited(reader, path, b','),
+        MetricsFormat::Tsv => load_delimited(reader, path, b'\t'),
+        MetricsFormat::Jsonl => {
             let (metrics, errors) = parse_jsonl(reader, path, true);
             match errors.into_iter().next() {
                 Some(err) => Err(err),
                 None => Ok(metrics),
             }
         }
-        _ => Err(MetricsError::UnknownFormat {
-            path: path.to_path_buf(),
-        }),
     }
 }
 
@@ -478,6 +530,12 @@ fn render_yaml(value: &serde_yaml::Value) -> String {
     }
 }
 
+/// A metric or column name for an error message, kept on one line (names may hold line
+/// breaks: a JSON `\n` escape, a quoted CSV header).
+fn one_line_name(name: &str) -> String {
+    name.replace(['\n', '\r'], " ")
+}
+
 /// Shortens `text` to at most [`MAX_VALUE_CHARS`] characters, on one line.
 fn short(text: &str) -> String {
     let text = text.replace(['\n', '\r'], " ");
@@ -581,8 +639,7 @@ fn document(top: Tree, items: Option<Vec<Tree>>, path: &Path) -> Result<Metrics,
     Ok(metrics)
 }
 
-fn load_json(path: &Path) -> Result<Metrics, MetricsError> {
-    let mut reader = BufReader::new(open(path)?);
+fn load_json(mut reader: impl BufRead, path: &Path) -> Result<Metrics, MetricsError> {
     let io_error = |source| MetricsError::Io {
         path: path.to_path_buf(),
         source,
@@ -616,11 +673,7 @@ fn load_json(path: &Path) -> Result<Metrics, MetricsError> {
     }
 }
 
-fn load_yaml(path: &Path) -> Result<Metrics, MetricsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| MetricsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+fn load_yaml(text: &str, path: &Path) -> Result<Metrics, MetricsError> {
     let syntax = |err: serde_yaml::Error| {
         let (line, column) = err
             .location()
@@ -632,7 +685,7 @@ fn load_yaml(path: &Path) -> Result<Metrics, MetricsError> {
             message: strip_locations(&err.to_string()),
         }
     };
-    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(syntax)?;
+    let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(syntax)?;
     value.apply_merge().map_err(syntax)?;
     match untag_yaml(value) {
         serde_yaml::Value::Null => Ok(Metrics::default()),
@@ -651,14 +704,18 @@ enum Column {
     Ignored,
 }
 
-fn load_delimited(path: &Path, delimiter: u8) -> Result<Metrics, MetricsError> {
+fn load_delimited(
+    input: impl std::io::Read,
+    path: &Path,
+    delimiter: u8,
+) -> Result<Metrics, MetricsError> {
     // The csv reader buffers internally, so the file is streamed as is.
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(open(path)?);
+        .from_reader(input);
     let headers = reader
         .headers()
         .map_err(|err| csv_error(path, err))?
@@ -699,7 +756,7 @@ fn load_delimited(path: &Path, delimiter: u8) -> Result<Metrics, MetricsError> {
                 return Err(syntax(
                     header_line,
                     index + 1,
-                    format!("duplicate column '{name}'"),
+                    format!("duplicate column '{}'", one_line_name(name)),
                 ));
             }
             Column::Metric(name.to_string())
@@ -895,6 +952,23 @@ mod tests {
 
     fn names(metrics: &Metrics) -> Vec<&str> {
         metrics.series.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn errors_stay_on_one_line_when_names_hold_line_breaks() {
+        // A metric name from a JSON escape, or a quoted CSV header, used to break the message
+        // across lines.
+        let path = Path::new("m.json");
+        let err = parse_metrics(br#"{"a\nb": "x"}"#, MetricsFormat::Json, path).unwrap_err();
+        assert!(matches!(&err, MetricsError::NotNumeric { key, .. } if key == "a\nb"));
+        assert_eq!(
+            err.to_string(),
+            "m.json: metric 'a b' is not a number: \"x\""
+        );
+        for csv in ["\"a\nb\",\"a\nb\"\n1,2\n", "step,\"a\r\nb\"\n1,x\n"] {
+            let err = parse_metrics(csv.as_bytes(), MetricsFormat::Csv, path).unwrap_err();
+            assert!(!err.to_string().contains(['\n', '\r']), "{err}");
+        }
     }
 
     fn series(values: &[(i64, f64)]) -> Series {

@@ -71,20 +71,27 @@ pub enum ParamsError {
     BadAssignment { arg: String, reason: String },
 }
 
+/// The syntax of a parameters file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub enum ParamsFormat {
+    /// `.yaml` or `.yml`.
     Yaml,
+    /// `.json`.
     Json,
+    /// `.toml`.
     Toml,
 }
 
-fn format_of(path: &Path) -> Option<Format> {
-    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    match ext.as_str() {
-        "yaml" | "yml" => Some(Format::Yaml),
-        "json" => Some(Format::Json),
-        "toml" => Some(Format::Toml),
-        _ => None,
+impl ParamsFormat {
+    /// The format a file's extension names (case-insensitive), if any.
+    pub fn from_path(path: &Path) -> Option<ParamsFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "yaml" | "yml" => Some(ParamsFormat::Yaml),
+            "json" => Some(ParamsFormat::Json),
+            "toml" => Some(ParamsFormat::Toml),
+            _ => None,
+        }
     }
 }
 
@@ -98,18 +105,36 @@ fn format_of(path: &Path) -> Option<Format> {
 /// strings `"nan"`, `"inf"` and `"-inf"`; TOML datetimes become strings. A
 /// leading UTF-8 byte-order mark is ignored.
 pub fn load_params_file(path: &Path) -> Result<Params, ParamsError> {
-    let format = format_of(path).ok_or_else(|| ParamsError::UnknownFormat {
+    let format = ParamsFormat::from_path(path).ok_or_else(|| ParamsError::UnknownFormat {
         path: path.to_path_buf(),
     })?;
-    let text = std::fs::read_to_string(path).map_err(|source| ParamsError::Io {
+    let bytes = std::fs::read(path).map_err(|source| ParamsError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    parse_params(&bytes, format, path)
+}
+
+/// Parses the content of a parameters file in `format`, exactly as [`load_params_file`] does
+/// once it has read the file; `path` only names the source in errors. Content that is not
+/// UTF-8 is an [`ParamsError::Io`] error, as it is when reading a file.
+pub fn parse_params(
+    bytes: &[u8],
+    format: ParamsFormat,
+    path: &Path,
+) -> Result<Params, ParamsError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ParamsError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ),
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match format {
-        Format::Yaml => parse_yaml(text, path),
-        Format::Json => parse_json(text, path),
-        Format::Toml => parse_toml(text, path),
+        ParamsFormat::Yaml => parse_yaml(text, path),
+        ParamsFormat::Json => parse_json(text, path),
+        ParamsFormat::Toml => parse_toml(text, path),
     }
 }
 

@@ -11,7 +11,7 @@
 
 use crate::hash::ObjectId;
 use crate::object::Kind;
-use crate::store::pack::MAX_OBJECT_LEN;
+use crate::store::pack::{MAX_OBJECT_LEN, RECORD_HEADER_LEN};
 use crate::store::Codec;
 
 const MAGIC: &[u8; 8] = b"CAIRNIDX";
@@ -81,9 +81,19 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<IdxEntry>, String> {
         if raw_len > MAX_OBJECT_LEN || u64::from(stored_len) > MAX_OBJECT_LEN {
             return Err(format!("object {id}: sizes out of range in the pack index"));
         }
+        // Readers fetch `offset .. offset + header + stored`; that end must exist.
+        let offset = u64_at(32);
+        if offset
+            .checked_add(RECORD_HEADER_LEN + u64::from(stored_len))
+            .is_none()
+        {
+            return Err(format!(
+                "object {id}: offset out of range in the pack index"
+            ));
+        }
         out.push(IdxEntry {
             id,
-            offset: u64_at(32),
+            offset,
             stored_len,
             raw_len,
             kind: Kind::from_code(e[52]).ok_or_else(|| format!("object {id}: unknown kind"))?,
@@ -114,6 +124,27 @@ mod tests {
         bad[20] ^= 1;
         assert!(decode(&bad).is_err());
         assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn offset_past_the_end_of_u64_is_refused() {
+        // Found by fuzzing: an entry whose record range `offset + header + stored` overflows
+        // was accepted, and fetching it computed that sum.
+        let e = IdxEntry {
+            id: ObjectId::from_bytes([4; 32]),
+            offset: u64::MAX - 60,
+            stored_len: 10,
+            raw_len: 10,
+            kind: Kind::Blob,
+            codec: Codec::Raw,
+        };
+        let err = decode(&encode(vec![e])).unwrap_err();
+        assert!(err.contains("offset out of range"), "{err}");
+        let ok = IdxEntry {
+            offset: u64::MAX - RECORD_HEADER_LEN - 10,
+            ..e
+        };
+        assert_eq!(decode(&encode(vec![ok])).unwrap(), vec![ok]);
     }
 
     proptest! {

@@ -94,7 +94,7 @@ pub fn plan_tree(
 }
 
 /// Checks that `rel` is a plain relative path (no root, no `..`, no `.`).
-fn check_relative(rel: &Path) -> Result<()> {
+pub fn check_relative(rel: &Path) -> Result<()> {
     for c in rel.components() {
         match c {
             Component::Normal(n) => {
@@ -118,7 +118,7 @@ fn check_relative(rel: &Path) -> Result<()> {
 /// Checks a link target: relative, staying inside the target folder, not into `.cairn`/`.git`,
 /// and never passing through another link (`links` are the links being restored; links already
 /// on disk under `root` count too), so a chain of links cannot climb out either.
-pub(crate) fn check_link_target(
+pub fn check_link_target(
     rel: &Path,
     target: &[u8],
     links: &HashSet<PathBuf>,

@@ -5,6 +5,8 @@
 //! cost nothing. Decompression is always capped at the declared size, so a hostile frame cannot
 //! expand without bound.
 
+use super::pack::MAX_OBJECT_LEN;
+
 /// How a record's bytes are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -96,14 +98,26 @@ pub enum CodecError {
         /// Decoded length.
         got: u64,
     },
+    /// The declared length is larger than any object may be.
+    #[error("declared size {declared} exceeds the {MAX_OBJECT_LEN}-byte object limit")]
+    TooLarge {
+        /// Declared length.
+        declared: u64,
+    },
 }
 
-/// Decodes stored bytes to exactly `raw_len` bytes, never allocating more than that.
+/// Decodes stored bytes to exactly `raw_len` bytes, never allocating more than that, and
+/// refuses a `raw_len` above [`MAX_OBJECT_LEN`] before allocating anything.
 pub fn decompress(codec: Codec, stored: Vec<u8>, raw_len: u64) -> Result<Vec<u8>, CodecError> {
     let out = match codec {
         Codec::Raw => stored,
         Codec::Zstd => {
-            let cap = usize::try_from(raw_len).map_err(|_| CodecError::Corrupt("size".into()))?;
+            // The output buffer is allocated at the declared size up front.
+            if raw_len > MAX_OBJECT_LEN {
+                return Err(CodecError::TooLarge { declared: raw_len });
+            }
+            let cap =
+                usize::try_from(raw_len).map_err(|_| CodecError::TooLarge { declared: raw_len })?;
             zstd::bulk::decompress(&stored, cap).map_err(|e| CodecError::Corrupt(e.to_string()))?
         }
     };
@@ -141,5 +155,19 @@ mod tests {
             assert!(c.is_none());
         }
         assert!(decompress(Codec::Zstd, vec![1, 2, 3], 5).is_err());
+    }
+
+    #[test]
+    fn huge_declared_size_is_refused_before_allocating() {
+        // Found by fuzzing: the output buffer was allocated at the declared size, so a size
+        // past isize::MAX panicked ("capacity overflow") and a merely huge one aborted.
+        for declared in [MAX_OBJECT_LEN + 1, 1 << 40, u64::MAX] {
+            let e = decompress(Codec::Zstd, vec![0x28, 0xb5, 0x2f, 0xfd], declared).unwrap_err();
+            assert!(matches!(e, CodecError::TooLarge { .. }), "{e}");
+        }
+        let text = b"abc".repeat(100);
+        let (codec, c) = compress(&text, CompressionPolicy::default());
+        assert_eq!(codec, Codec::Zstd);
+        assert!(decompress(codec, c.unwrap(), MAX_OBJECT_LEN).is_err());
     }
 }

@@ -81,14 +81,16 @@ pub enum RefValue {
 }
 
 impl RefValue {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// Encodes for the index: `I` + 32-byte id, or `S` + the target ref's name.
+    pub fn encode(&self) -> Vec<u8> {
         match self {
             RefValue::Id(id) => key(b'I', id.as_bytes()),
             RefValue::Symbolic(name) => key(b'S', name.as_bytes()),
         }
     }
 
-    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
+    /// Decodes an index value; `None` when malformed.
+    pub fn decode(b: &[u8]) -> Option<Self> {
         match b.split_first()? {
             (b'I', rest) => ObjectId::from_slice(rest).map(RefValue::Id),
             (b'S', rest) => std::str::from_utf8(rest)
