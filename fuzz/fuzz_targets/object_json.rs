@@ -1,4 +1,4 @@
-//! The JSON object kinds: runs, notes and model-registry events.
+//! The JSON object kinds: runs, notes, model-registry events and tag-journal events.
 //!
 //! The first byte picks the kind, the rest is the content. Asserts: whatever decodes
 //! re-encodes to bytes that decode to an equal object, and that encoding is a fixed point
@@ -6,14 +6,14 @@
 //! than this build reads; a run's references and subject are computed without panicking.
 #![no_main]
 
-use cairn::object::{ModelEvent, Note, Run, RUN_FORMAT};
+use cairn::object::{ModelEvent, Note, Run, TagEvent, RUN_FORMAT};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, content)) = data.split_first() else {
         return;
     };
-    match kind % 3 {
+    match kind % 4 {
         0 => {
             let Ok(run) = Run::decode(content) else {
                 return;
@@ -36,6 +36,20 @@ fuzz_target!(|data: &[u8]| {
             let again = Note::decode(&bytes).expect("an encoded note must decode");
             assert_eq!(again, note);
             assert_eq!(again.encode(), bytes, "note encoding is not a fixed point");
+        }
+        3 => {
+            let Ok(event) = TagEvent::decode(content) else {
+                return;
+            };
+            assert!(event.format <= 1);
+            let bytes = event.encode();
+            let again = TagEvent::decode(&bytes).expect("an encoded tag event must decode");
+            assert_eq!(again, event);
+            assert_eq!(
+                again.encode(),
+                bytes,
+                "tag event encoding is not a fixed point"
+            );
         }
         _ => {
             let Ok(event) = ModelEvent::decode(content) else {

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use cairn::object::{ChunkedFile, Kind, ModelEvent, Note, Run, Tree};
+use cairn::object::{ChunkedFile, Kind, ModelEvent, Note, Run, TagEvent, Tree};
 use cairn::store::codec::decompress;
 use cairn::store::pack::{
     check_pack_header, parse_record_header, read_record, scan_pack, RecordHeader, PACK_HEADER_LEN,
@@ -37,6 +37,7 @@ fn decode_content(kind: Kind, raw: &[u8]) {
         Kind::Run => drop(Run::decode(raw)),
         Kind::Note => drop(Note::decode(raw)),
         Kind::Model => drop(ModelEvent::decode(raw)),
+        Kind::Tag => drop(TagEvent::decode(raw)),
     }
 }
 

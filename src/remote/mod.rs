@@ -10,6 +10,7 @@
 
 pub mod folder;
 pub mod packidx;
+#[cfg(feature = "s3")]
 pub mod s3;
 pub mod sync;
 pub mod transport;
@@ -117,18 +118,59 @@ pub fn normalize_url(url: &str, cwd: &Path) -> Result<String> {
 /// Opens a transport for `cfg`.
 pub fn connect(cfg: &RemoteConfig) -> Result<Box<dyn Transport>> {
     if cfg.url.starts_with("s3://") {
-        let t = s3::S3Transport::new(
-            &cfg.url,
-            &s3::S3Options {
-                endpoint: cfg.endpoint.clone(),
-                region: cfg.region.clone(),
-            },
-        )?;
-        Ok(Box::new(t))
+        connect_s3(cfg)
     } else {
         let path = cfg.url.strip_prefix("file://").unwrap_or(&cfg.url);
         Ok(Box::new(folder::FolderTransport::new(Path::new(path))?))
     }
+}
+
+#[cfg(feature = "s3")]
+fn s3_transport(cfg: &RemoteConfig) -> Result<s3::S3Transport> {
+    Ok(s3::S3Transport::new(
+        &cfg.url,
+        &s3::S3Options {
+            endpoint: cfg.endpoint.clone(),
+            region: cfg.region.clone(),
+        },
+    )?)
+}
+
+#[cfg(feature = "s3")]
+fn connect_s3(cfg: &RemoteConfig) -> Result<Box<dyn Transport>> {
+    Ok(Box::new(s3_transport(cfg)?))
+}
+
+/// Refuses a server that ignores conditional writes (refs could not be trusted there).
+#[cfg(feature = "s3")]
+fn probe_s3(cfg: &RemoteConfig) -> Result<()> {
+    let t = s3_transport(cfg)?;
+    if let Some(header) = t.probe_conditional_writes()? {
+        return Err(Error::UnsafeRemote {
+            url: cfg.url.clone(),
+            header,
+        });
+    }
+    Ok(())
+}
+
+/// Without the `s3` feature, S3 URLs are refused with a clear error.
+#[cfg(not(feature = "s3"))]
+fn no_s3(cfg: &RemoteConfig) -> Error {
+    Error::BadArgument {
+        arg: cfg.url.clone(),
+        reason: "this cairn was built without S3 support (the `s3` feature)".into(),
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+fn connect_s3(cfg: &RemoteConfig) -> Result<Box<dyn Transport>> {
+    Err(no_s3(cfg))
+}
+
+#[cfg(not(feature = "s3"))]
+fn probe_s3(cfg: &RemoteConfig) -> Result<()> {
+    Err(no_s3(cfg))
 }
 
 /// Adds remote `name`; for S3, first checks that the server honours conditional writes.
@@ -142,19 +184,7 @@ pub fn add(repo: &Repo, name: &str, cfg: RemoteConfig, check: bool) -> Result<()
         });
     }
     if check && cfg.url.starts_with("s3://") {
-        let t = s3::S3Transport::new(
-            &cfg.url,
-            &s3::S3Options {
-                endpoint: cfg.endpoint.clone(),
-                region: cfg.region.clone(),
-            },
-        )?;
-        if let Some(header) = t.probe_conditional_writes()? {
-            return Err(Error::UnsafeRemote {
-                url: cfg.url,
-                header,
-            });
-        }
+        probe_s3(&cfg)?;
     }
     all.insert(name.to_string(), cfg);
     save(repo, &all)
