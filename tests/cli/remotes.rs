@@ -1007,6 +1007,129 @@ fn hostile_remote_flipped_record_byte_is_refused() {
     fsck_clean(&b);
 }
 
+/// Runs `cairn ARGS` in `env` and returns its output and its peak memory (max RSS, KiB).
+// The child is reaped by `wait4` (to read its own resource usage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn run_measured(env: &Env, args: &[&str]) -> (Output, i64) {
+    use std::io::Read;
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cairn");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    child.stderr.take().unwrap().read_to_end(&mut err).unwrap();
+    let mut status = 0;
+    // SAFETY: plain syscalls on our own child; rusage is plain data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
+    (
+        Output {
+            status,
+            stdout: out,
+            stderr: err,
+        },
+        usage.ru_maxrss,
+    )
+}
+
+/// Rewrites entry `i` of a pack index with `edit`, and the checksum after it.
+fn edit_idx_entry(idx: &Path, i: usize, edit: impl FnOnce(&mut [u8])) {
+    let mut bytes = std::fs::read(idx).unwrap();
+    let body_len = bytes.len() - 32;
+    edit(&mut bytes[16 + i * IDX_ENTRY..16 + (i + 1) * IDX_ENTRY]);
+    let sum = blake3::hash(&bytes[..body_len]);
+    bytes[body_len..].copy_from_slice(sum.as_bytes());
+    std::fs::write(idx, bytes).unwrap();
+}
+
+#[test]
+fn hostile_remote_zstd_bomb_and_oversized_records_are_refused_in_bounded_memory() {
+    let (_a, remote, _run) = hostile_setup("bomb");
+    let (pack, idx) = remote_pack(remote.dir());
+    let idx_bytes = std::fs::read(&idx).unwrap();
+    let entries = idx_entries(&idx_bytes);
+    // The largest chunk of the model: raw (noise does not compress), tens of KiB.
+    let (vi, victim) = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == 1)
+        .max_by_key(|(_, e)| e.stored_len)
+        .map(|(i, e)| (i, e.clone()))
+        .unwrap();
+    // A zstd frame of 1 GiB of zeros, padded with a skippable frame to the record's size.
+    let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1024 {
+        std::io::Write::write_all(&mut enc, &zeros).unwrap();
+    }
+    let mut bomb = enc.finish().unwrap();
+    let room = victim.stored_len as usize;
+    assert!(
+        bomb.len() + 8 <= room,
+        "bomb {} > record {room}",
+        bomb.len()
+    );
+    let pad = room - bomb.len() - 8;
+    bomb.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+    bomb.extend_from_slice(&(pad as u32).to_le_bytes());
+    bomb.resize(room, 0);
+    let original_pack = std::fs::read(&pack).unwrap();
+    let mut hostile = original_pack.clone();
+    let at = victim.offset as usize;
+    hostile[at + 5] = 1; // codec: zstd
+    hostile[at + RECORD_HEADER as usize..at + RECORD_HEADER as usize + room].copy_from_slice(&bomb);
+    std::fs::write(&pack, &hostile).unwrap();
+    edit_idx_entry(&idx, vi, |e| e[53] = 1);
+
+    let check = |what: &str| {
+        let b = Env::new();
+        let dir = b.work.to_str().unwrap().to_string();
+        let (out, rss_kib) = run_measured(&b, &["clone", &remote.url, &dir]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.starts_with("error: ") && !err.contains("panicked"),
+            "{what}: {err}"
+        );
+        assert!(
+            err.contains(&victim.id),
+            "{what}: the error does not name {}: {err}",
+            victim.id
+        );
+        assert!(rss_kib < 512 * 1024, "{what}: the clone used {rss_kib} KiB");
+        assert_clone_stored_nothing(&b, what);
+        let (c, own, objects) = bystander(&remote);
+        let (out, rss_kib) = run_measured(&c, &["fetch"]);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out.stderr));
+        assert!(rss_kib < 512 * 1024, "{what}: the fetch used {rss_kib} KiB");
+        assert_fetch_stored_nothing(&c, &own, objects, what);
+    };
+    check("a zstd frame expanding to 1 GiB");
+
+    // A record that declares a raw size of a terabyte, in its header and the index alike.
+    std::fs::write(&pack, &original_pack).unwrap();
+    std::fs::write(&idx, &idx_bytes).unwrap();
+    let huge: u64 = 1 << 40;
+    let mut hostile = original_pack.clone();
+    hostile[at + 12..at + 20].copy_from_slice(&huge.to_le_bytes());
+    std::fs::write(&pack, &hostile).unwrap();
+    edit_idx_entry(&idx, vi, |e| e[44..52].copy_from_slice(&huge.to_le_bytes()));
+    check("a record declaring 1 TiB");
+
+    // Repaired, it clones.
+    std::fs::write(&pack, &original_pack).unwrap();
+    std::fs::write(&idx, &idx_bytes).unwrap();
+    let b = remote.clone_env();
+    fsck_clean(&b);
+}
+
 #[test]
 fn hostile_remote_truncated_pack_is_refused() {
     let (a, remote, _run) = hostile_setup("trunc");

@@ -1187,6 +1187,88 @@ fn gc_removes_only_what_no_ref_reaches() {
     assert_eq!(fsck_ok(&env, "at the end"), 0);
 }
 
+#[test]
+fn gc_racing_commits_never_removes_what_a_new_run_needs() {
+    let env = Env::init();
+    // Shared content: every commit below reuses it, so a gc that removed it from under a
+    // commit would leave that commit's run broken.
+    env.write("shared/base.bin", xof(40, 3_000_000));
+    env.commit(&["-b", "scratch", "--data", "shared", "-m", "to be dropped"]);
+    env.ok(&["branch", "-d", "scratch"]);
+    let mut landed = Vec::new();
+    let mut refused = 0;
+    let mut overlapped = 0;
+    for round in 0..4u64 {
+        env.write("new/part.bin", xof(50 + round, 60_000_000));
+        let branch = format!("race{round}");
+        let mut committer = env
+            .cmd()
+            .args([
+                "commit", "-q", "--data", "shared", "--data", "new", "-b", &branch, "-m",
+            ])
+            .arg(format!("round {round}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cairn");
+        // gc with no grace period, over and over while the commit runs.
+        let mut gcs = 0;
+        let out = loop {
+            let gc = env.run(&["gc", "--prune-now", "-q"]);
+            assert!(gc.status.success(), "gc: {}", text(&gc.stderr));
+            gcs += 1;
+            if gcs > 400 {
+                break None;
+            }
+            if committer.try_wait().unwrap().is_none() {
+                overlapped += 1;
+                continue;
+            }
+            break Some(());
+        };
+        assert!(out.is_some(), "the commit did not end");
+        let done = committer.wait_with_output().unwrap();
+        let err = text(&done.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        if done.status.success() {
+            let id = text(&done.stdout).trim().to_string();
+            // The run that landed is whole.
+            assert_eq!(fsck_ok(&env, "after a gc race"), 0);
+            let out = env
+                .cmd()
+                .args(["cat", &format!("{id}:data/shared/base.bin")])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            assert_eq!(out.stdout, xof(40, 3_000_000));
+            // Unreachable again, so the next round races for it too.
+            env.ok(&["branch", "-d", &branch]);
+            landed.push(id);
+        } else {
+            // The only acceptable failure: content it relied on was collected, said clearly.
+            assert!(err.contains("concurrent gc"), "round {round}: {err}");
+            refused += 1;
+        }
+        fsck_ok(&env, "after a gc race round");
+    }
+    eprintln!(
+        "gc race: {overlapped} gc runs finished while a commit ran; {} commits landed, {refused} refused",
+        landed.len()
+    );
+    assert!(overlapped >= 1, "no gc ran while a commit was running");
+    // A refused commit succeeds when run again; gc then leaves exactly what refs reach.
+    let last = env.commit(&["--data", "shared", "-m", "after the race"]);
+    env.ok(&["gc", "--prune-now"]);
+    assert_eq!(fsck_ok(&env, "at the end"), 0);
+    let out = env
+        .cmd()
+        .args(["cat", &format!("{last}:data/shared/base.bin")])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, xof(40, 3_000_000));
+}
+
 // ---- 5. kill -9 -----------------------------------------------------------------------------
 
 #[test]
