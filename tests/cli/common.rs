@@ -489,3 +489,26 @@ pub fn lax_s3_server() -> LaxS3Server {
     }
     server
 }
+
+/// Runs `cairn fsck --json` in `dir`, asserts that it passed with no problem, and returns its
+/// report (`objects`, `unreachable`, …). `when` says when, for the failure message.
+pub fn fsck_report_in(env: &Env, dir: &Path, when: &str) -> serde_json::Value {
+    let out = env
+        .cmd_in(dir)
+        .args(["fsck", "--json"])
+        .output()
+        .expect("spawn cairn");
+    assert!(
+        out.status.success(),
+        "{when}: fsck failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let report = parse_json(&text(&out.stdout));
+    assert_eq!(
+        report["problems"],
+        serde_json::json!([]),
+        "{when}: fsck problems: {report}"
+    );
+    report
+}

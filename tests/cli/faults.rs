@@ -158,19 +158,7 @@ fn assert_one_line_error(stderr: &str, problem: &str, what: &str) {
 
 /// `cairn fsck` passes.
 fn assert_fsck(env: &Env, dir: &Path, when: &str) {
-    let out = env.cmd_in(dir).args(["fsck", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{when}: fsck failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let report = parse_json(&text(&out.stdout));
-    assert_eq!(
-        report["problems"],
-        serde_json::json!([]),
-        "{when}: {report}"
-    );
+    fsck_report_in(env, dir, when);
 }
 
 /// The refs of a repository as `cairn branch` and `cairn log` show them.

@@ -70,18 +70,7 @@ fn repo_state(env: &Env, dir: &Path) -> RepoState {
 }
 
 fn fsck_passes(env: &Env, dir: &Path) {
-    let out = env
-        .cmd_in(dir)
-        .args(["fsck"])
-        .output()
-        .expect("spawn cairn");
-    assert!(
-        out.status.success(),
-        "fsck failed in {}:\n{}{}",
-        dir.display(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    fsck_report_in(env, dir, &format!("in {}", dir.display()));
 }
 
 /// Runs `args` in `dir` with the fail point `site` failing its call number `n` (1-based).

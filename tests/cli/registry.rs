@@ -50,19 +50,7 @@ fn stdout_bytes(env: &Env, args: &[&str]) -> Vec<u8> {
 
 /// Runs `fsck --json` and asserts it is clean.
 fn fsck_clean(env: &Env) {
-    let out = env.run(&["fsck", "--json"]);
-    assert!(
-        out.status.success(),
-        "fsck failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let report = parse_json(&text(&out.stdout));
-    assert_eq!(
-        report["problems"],
-        serde_json::json!([]),
-        "fsck problems: {report}"
-    );
+    fsck_report_in(env, &env.work, "fsck");
 }
 
 /// The ids of `cairn model history NAME --json`, oldest first.

@@ -113,20 +113,9 @@ fn show_id(env: &Env, rev: &str) -> String {
 
 /// Runs `fsck --json`, asserts it is clean, returns the number of objects.
 fn fsck_clean(env: &Env) -> u64 {
-    let out = env.run(&["fsck", "--json"]);
-    assert!(
-        out.status.success(),
-        "fsck failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let report = parse_json(&text(&out.stdout));
-    assert_eq!(
-        report["problems"],
-        serde_json::json!([]),
-        "fsck problems: {report}"
-    );
-    report["objects"].as_u64().expect("objects count")
+    fsck_report_in(env, &env.work, "fsck")["objects"]
+        .as_u64()
+        .expect("objects count")
 }
 
 /// The bytes `cairn cat SPEC` writes.
