@@ -448,3 +448,32 @@ fn init_and_remote_add_leave_nothing_behind_when_a_write_fails() {
     env.ok(&["remote", "add", "origin", "/tmp/somewhere"]);
     eprintln!("init and remote add: {faults} faults");
 }
+
+#[test]
+fn cairn_run_does_not_start_when_its_record_cannot_be_written() {
+    let env = Env::init();
+    let marker = env.path("marker");
+    let args = ["run", "-q", "-m", "wrapped", "--", "touch", "marker"];
+    let not_started = |_: &Env, _: &Path| {
+        assert!(
+            !marker.exists(),
+            "the command ran although its record failed"
+        );
+    };
+    let tally = sweep(
+        &env,
+        &env.work,
+        &args,
+        &["run.write"],
+        &[],
+        &[],
+        &not_started,
+    );
+    eprintln!("run: {tally:?}");
+    assert_eq!(tally.sites_reached, 1, "{tally:?}");
+    // Later writes of the record only report progress; once it exists, the run goes on.
+    env.ok(&args);
+    assert!(marker.exists());
+    let runs = files_under(&env.work.join(".cairn/runs"));
+    assert!(runs.is_empty(), "records left behind: {runs:?}");
+}
