@@ -17,6 +17,8 @@ use super::{io_err, Result, SnapshotError};
 use crate::hash::ObjectId;
 use crate::object::{EntryKind, Kind};
 use crate::progress::Progress;
+use crate::store::stat::split_path;
+use crate::store::StatFolder;
 use crate::store::{Session, StoreError};
 
 /// A writer that remembers whether a write to it failed.
@@ -195,8 +197,53 @@ enum Existing {
     Differs,
 }
 
+/// Stat-cache records read during one restore, by folder: a file the cache vouches for (same
+/// size, times and inode as when its content id was computed) is not read again to compare it.
+#[derive(Default)]
+struct StatView {
+    folders: HashMap<Vec<u8>, Option<StatFolder>>,
+}
+
+impl StatView {
+    /// Whether the stat cache says the file at `path`, as `md` describes it, holds `id`.
+    fn vouches(
+        &mut self,
+        session: &Session,
+        path: &Path,
+        md: &std::fs::Metadata,
+        id: &ObjectId,
+    ) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if !path.is_absolute() {
+            return false;
+        }
+        let Some((dir, name)) = split_path(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        if !self.folders.contains_key(dir) {
+            // A cache that cannot be read only means the file is read instead.
+            let record = session.stat_folder(dir).ok().flatten();
+            self.folders.insert(dir.to_vec(), record);
+        }
+        let Some(Some(folder)) = self.folders.get(dir) else {
+            return false;
+        };
+        let Some(i) = folder.find(name) else {
+            return false;
+        };
+        let e = folder.files()[i].1;
+        let (mtime_ns, ctime_ns) = super::walk::times_ns(md);
+        e.id == *id && e.matches(md.len(), mtime_ns, ctime_ns, md.ino())
+    }
+}
+
 /// What is on disk at `path` compared with `item`.
-fn compare_existing(session: &Session, path: &Path, item: &RestoreItem) -> Result<Existing> {
+fn compare_existing(
+    session: &Session,
+    stats: &mut StatView,
+    path: &Path,
+    item: &RestoreItem,
+) -> Result<Existing> {
     let md = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e)
@@ -231,7 +278,8 @@ fn compare_existing(session: &Session, path: &Path, item: &RestoreItem) -> Resul
                 return Ok(Existing::Differs);
             }
             let exec = md.permissions().mode() & 0o111 != 0;
-            let same_content = hash_file(path)? == item.id;
+            let same_content =
+                stats.vouches(session, path, &md, &item.id) || hash_file(path)? == item.id;
             Ok(
                 match (same_content, exec == (item.kind == EntryKind::Executable)) {
                     (true, true) => Existing::Same,
@@ -255,6 +303,7 @@ pub fn restore(
     let mut conflicts = Vec::new();
     let mut todo: Vec<(&RestoreItem, Option<PathBuf>)> = Vec::new();
     let mut report = RestoreReport::default();
+    let mut stats = StatView::default();
     let mut lower: HashMap<String, &Path> = HashMap::new();
     let mut collisions = Vec::new();
     let links: HashSet<PathBuf> = items
@@ -300,7 +349,7 @@ pub fn restore(
             todo.push((item, link_target));
             continue;
         }
-        match compare_existing(session, &path, item)? {
+        match compare_existing(session, &mut stats, &path, item)? {
             Existing::Absent => todo.push((item, link_target)),
             Existing::Same => {
                 if item.kind != EntryKind::Tree {

@@ -69,21 +69,25 @@ pub fn entry_from_metadata(
     } else {
         return None;
     };
+    let (mtime_ns, ctime_ns) = times_ns(md);
     Some(WalkEntry {
         rel,
         abs,
         kind,
         size: if ft.is_dir() { 0 } else { md.len() },
-        mtime_ns: md
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(md.mtime_nsec()),
-        ctime_ns: md
-            .ctime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(md.ctime_nsec()),
+        mtime_ns,
+        ctime_ns,
         ino: md.ino(),
     })
+}
+
+/// Modification and change times, in nanoseconds since the epoch (as the stat cache keeps them).
+pub fn times_ns(md: &std::fs::Metadata) -> (i64, i64) {
+    let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+    (
+        ns(md.mtime(), md.mtime_nsec()),
+        ns(md.ctime(), md.ctime_nsec()),
+    )
 }
 
 /// Checks that every component of a relative path can be stored in a tree.

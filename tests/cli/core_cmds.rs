@@ -473,6 +473,21 @@ fn the_stat_cache_spares_reading_unchanged_files_and_never_vouches_for_changed_o
         n6 <= 3,
         "only the three young files may be read again, read {n6}"
     );
+    // Checkout over the unchanged folder: nothing is written (the stat cache vouches for most
+    // files, the rest are compared by content).
+    let out = ok_stderr(&env, &["checkout", &r6, "--data", "--force"]);
+    assert!(
+        out.contains("0 file(s) written") && out.contains("121 unchanged"),
+        "{out}"
+    );
+    // A file edited behind the cache's back (same size, new times) is still found and restored.
+    env.write("set/d1/f09.txt", "1/Y\n");
+    let out = ok_stderr(&env, &["checkout", &r6, "--data", "--force"]);
+    assert!(
+        out.contains("1 file(s) written") && out.contains("120 unchanged"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(env.path("set/d1/f09.txt")).unwrap(), b"1/9\n");
     fsck_objects(&env);
 }
 
