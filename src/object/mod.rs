@@ -111,6 +111,28 @@ pub struct DecodeError {
     pub reason: String,
 }
 
+/// Decodes a JSON document of `kind` (notes, model events, tag events) and refuses one whose
+/// `format` is newer than `supported`; `what` names the document in that message.
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
+    kind: Kind,
+    buf: &[u8],
+    what: &str,
+    supported: u32,
+    format: impl Fn(&T) -> u32,
+) -> Result<T, DecodeError> {
+    let doc: T = serde_json::from_slice(buf).map_err(|e| DecodeError::new(kind, e.to_string()))?;
+    let found = format(&doc);
+    if found > supported {
+        return Err(DecodeError::new(
+            kind,
+            format!(
+                "{what} format {found} is newer than this cairn understands ({supported}); upgrade cairn"
+            ),
+        ));
+    }
+    Ok(doc)
+}
+
 impl DecodeError {
     pub(crate) fn new(kind: Kind, reason: impl Into<String>) -> Self {
         DecodeError {

@@ -56,17 +56,8 @@ impl ModelEvent {
 
     /// Decodes content bytes, refusing newer formats.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
-        let e: ModelEvent = serde_json::from_slice(buf)
-            .map_err(|e| DecodeError::new(Kind::Model, e.to_string()))?;
-        if e.format > 1 {
-            return Err(DecodeError::new(
-                Kind::Model,
-                format!(
-                    "model event format {} is newer than this cairn understands (1); upgrade cairn",
-                    e.format
-                ),
-            ));
-        }
-        Ok(e)
+        super::decode_json(Kind::Model, buf, "model event", 1, |e: &ModelEvent| {
+            e.format
+        })
     }
 }

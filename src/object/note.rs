@@ -34,17 +34,6 @@ impl Note {
 
     /// Decodes content bytes.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
-        let note: Note =
-            serde_json::from_slice(buf).map_err(|e| DecodeError::new(Kind::Note, e.to_string()))?;
-        if note.format > 1 {
-            return Err(DecodeError::new(
-                Kind::Note,
-                format!(
-                    "note format {} is newer than this cairn understands (1); upgrade cairn",
-                    note.format
-                ),
-            ));
-        }
-        Ok(note)
+        super::decode_json(Kind::Note, buf, "note", 1, |n: &Note| n.format)
     }
 }

@@ -37,18 +37,7 @@ impl TagEvent {
 
     /// Decodes content bytes.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
-        let e: TagEvent =
-            serde_json::from_slice(buf).map_err(|e| DecodeError::new(Kind::Tag, e.to_string()))?;
-        if e.format > 1 {
-            return Err(DecodeError::new(
-                Kind::Tag,
-                format!(
-                    "tag event format {} is newer than this cairn understands (1); upgrade cairn",
-                    e.format
-                ),
-            ));
-        }
-        Ok(e)
+        super::decode_json(Kind::Tag, buf, "tag event", 1, |e: &TagEvent| e.format)
     }
 }
 
