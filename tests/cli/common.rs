@@ -512,3 +512,61 @@ pub fn fsck_report_in(env: &Env, dir: &Path, when: &str) -> serde_json::Value {
     );
     report
 }
+
+/// The kinds of remote the tests run their scenarios against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteKind {
+    Folder,
+    S3,
+}
+
+/// A remote the tests push to: its URL, the endpoint for S3, the folder for folder remotes.
+pub struct Remote {
+    pub url: String,
+    pub endpoint: Option<String>,
+    pub dir: Option<PathBuf>,
+}
+
+impl Remote {
+    /// A fresh, empty remote; None when the S3 server is not available.
+    pub fn new(kind: RemoteKind, env: &Env, tag: &str) -> Option<Remote> {
+        match kind {
+            RemoteKind::Folder => Some(Remote::folder(env, tag)),
+            RemoteKind::S3 => Remote::s3(tag),
+        }
+    }
+
+    /// A folder remote inside `env`'s temporary folder.
+    pub fn folder(env: &Env, tag: &str) -> Remote {
+        let dir = env.tmp.path().join(format!("remote-{tag}"));
+        Remote {
+            url: dir.to_str().expect("utf-8 temp path").to_string(),
+            endpoint: None,
+            dir: Some(dir),
+        }
+    }
+
+    /// An S3 remote on the test server; None when the server is not available.
+    pub fn s3(tag: &str) -> Option<Remote> {
+        let server = s3_server()?;
+        Some(Remote {
+            url: s3_url(tag),
+            endpoint: Some(server.endpoint.clone()),
+            dir: None,
+        })
+    }
+
+    /// The folder of a folder remote.
+    pub fn dir(&self) -> &Path {
+        self.dir.as_deref().expect("a folder remote")
+    }
+
+    /// `args` followed by `--endpoint E` for S3 remotes.
+    pub fn with_endpoint<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        if let Some(e) = &self.endpoint {
+            all.extend_from_slice(&["--endpoint", e]);
+        }
+        all
+    }
+}

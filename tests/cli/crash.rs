@@ -420,40 +420,7 @@ fn kill9_loop_checkout() {
 
 // ---- push ---------------------------------------------------------------------------------------
 
-/// A remote for the push and fetch loops.
-struct Remote {
-    url: String,
-    endpoint: Option<String>,
-    dir: Option<PathBuf>,
-}
-
 impl Remote {
-    fn folder(env: &Env, tag: &str) -> Remote {
-        let dir = env.tmp.path().join(format!("remote-{tag}"));
-        Remote {
-            url: dir.to_str().expect("utf-8 temp path").to_string(),
-            endpoint: None,
-            dir: Some(dir),
-        }
-    }
-
-    fn s3(tag: &str) -> Option<Remote> {
-        let server = s3_server()?;
-        Some(Remote {
-            url: s3_url(tag),
-            endpoint: Some(server.endpoint.clone()),
-            dir: None,
-        })
-    }
-
-    fn with_endpoint<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
-        let mut all = args.to_vec();
-        if let Some(e) = &self.endpoint {
-            all.extend_from_slice(&["--endpoint", e]);
-        }
-        all
-    }
-
     /// Clones the remote into `dir` (inside `env`'s temporary folder).
     fn clone_into(&self, env: &Env, dir: &Path) {
         let d = dir.to_str().expect("utf-8 temp path");

@@ -149,55 +149,18 @@ fn register(env: &Env, name: &str, run: &str) -> String {
 
 // ---- remotes of both kinds ------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Folder,
-    S3,
-}
-
-/// A remote: its URL and, for S3, the endpoint.
-struct Remote {
-    url: String,
-    endpoint: Option<String>,
-}
+type Kind = RemoteKind;
 
 impl Remote {
-    /// A fresh, empty remote; None when the S3 server is not available.
-    fn new(kind: Kind, env: &Env, tag: &str) -> Option<Remote> {
-        match kind {
-            Kind::Folder => Some(Remote {
-                url: env
-                    .tmp
-                    .path()
-                    .join(format!("remote-{tag}"))
-                    .to_str()
-                    .expect("utf-8 temp path")
-                    .to_string(),
-                endpoint: None,
-            }),
-            Kind::S3 => {
-                let s3 = s3_server()?;
-                Some(Remote {
-                    url: s3_url(tag),
-                    endpoint: Some(s3.endpoint.clone()),
-                })
-            }
-        }
-    }
-
     /// `cairn remote add origin URL [--endpoint E]` in `env`.
-    fn add(&self, env: &Env) {
-        let mut args = vec!["remote", "add", "origin", &self.url];
-        if let Some(e) = &self.endpoint {
-            args.extend_from_slice(&["--endpoint", e]);
-        }
-        env.ok(&args);
+    fn add_origin(&self, env: &Env) {
+        env.ok(&self.with_endpoint(&["remote", "add", "origin", &self.url]));
     }
 
     /// A fresh repository (`init` + `remote add origin`).
     fn fresh(&self) -> Env {
         let env = Env::init();
-        self.add(&env);
+        self.add_origin(&env);
         env
     }
 }
@@ -614,7 +577,7 @@ fn fetch_one_stage(kind: Kind) {
         models.push(model);
     }
     a.ok(&["model", "stage", "m", "v2", "production"]);
-    remote.add(&a);
+    remote.add_origin(&a);
     a.ok(&["push", "origin", "--all"]);
 
     // A serving machine: a fresh repository, only the production version.
@@ -678,7 +641,7 @@ fn fetching_one_stage_keeps_a_whole_model_whole() {
     register(&a, "m", &run1);
     register(&a, "m", &run2);
     a.ok(&["model", "stage", "m", "v1", "production"]);
-    remote.add(&a);
+    remote.add_origin(&a);
     a.ok(&["push", "origin", "--all"]);
     // A repository that has the model whole asks for one stage: it must stay whole.
     a.ok(&["fetch", "origin", "model:m@production"]);
@@ -701,7 +664,7 @@ fn clone_brings_models_and_no_stray_branches() {
     let (run, model) = train(&a, 23, 1 << 20, "0.1", "0.5");
     register(&a, "m", &run);
     a.ok(&["model", "stage", "m", "v1", "production"]);
-    remote.add(&a);
+    remote.add_origin(&a);
     a.ok(&["push", "origin", "--all"]);
 
     let b = Env::new();
@@ -738,7 +701,7 @@ fn concurrent_promotion(kind: Kind, rounds: usize) {
         register(&a, "m", &run);
     }
     a.ok(&["model", "stage", "m", "v2", "production"]);
-    remote.add(&a);
+    remote.add_origin(&a);
     a.ok(&["push", "origin", "--all"]);
     let c = remote.fresh();
     a.ok(&["fetch", "origin", "model:m"]);

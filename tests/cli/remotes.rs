@@ -15,56 +15,9 @@ use crate::common::*;
 
 // ---- remotes of both kinds ------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Folder,
-    S3,
-}
-
-/// A remote the tests push to: its URL, the endpoint for S3, the folder for folder remotes.
-struct Remote {
-    url: String,
-    endpoint: Option<String>,
-    dir: Option<PathBuf>,
-}
+type Kind = RemoteKind;
 
 impl Remote {
-    /// A fresh, empty remote; None when the S3 server is not available.
-    fn new(kind: Kind, env: &Env, tag: &str) -> Option<Remote> {
-        match kind {
-            Kind::Folder => {
-                let dir = env.tmp.path().join(format!("remote-{tag}"));
-                Some(Remote {
-                    url: dir.to_str().expect("utf-8 temp path").to_string(),
-                    endpoint: None,
-                    dir: Some(dir),
-                })
-            }
-            Kind::S3 => {
-                let s3 = s3_server()?;
-                Some(Remote {
-                    url: s3_url(tag),
-                    endpoint: Some(s3.endpoint.clone()),
-                    dir: None,
-                })
-            }
-        }
-    }
-
-    /// The folder of a folder remote.
-    fn dir(&self) -> &Path {
-        self.dir.as_deref().expect("a folder remote")
-    }
-
-    /// `args` followed by `--endpoint E` for S3 remotes.
-    fn with_endpoint<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
-        let mut all = args.to_vec();
-        if let Some(e) = &self.endpoint {
-            all.extend_from_slice(&["--endpoint", e]);
-        }
-        all
-    }
-
     /// `cairn remote add NAME URL [--endpoint E]` in `env`.
     fn add(&self, env: &Env, name: &str) {
         env.ok(&self.with_endpoint(&["remote", "add", name, &self.url]));
