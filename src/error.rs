@@ -149,10 +149,9 @@ impl Error {
 pub fn store_hint(e: &StoreError) -> Option<String> {
     match e {
         StoreError::Corrupt { .. } => Some("run `cairn fsck` to check the whole store".into()),
-        StoreError::IndexDamaged => Some(
-            "run `cairn fsck --rebuild-index` to rebuild it from the pack files (tags are lost)"
-                .into(),
-        ),
+        StoreError::IndexDamaged => {
+            Some("run `cairn fsck --rebuild-index` to rebuild it from the pack files".into())
+        }
         StoreError::LowSpace { .. } => Some("free some space and run the command again".into()),
         StoreError::NotWritable { .. } => Some(
             "remount the repository read-write, or copy it to a writable folder to read it".into(),

@@ -130,6 +130,51 @@ fn is_lock_error(e: &sled::Error) -> bool {
         || s.contains("Resource temporarily unavailable")
 }
 
+/// Removes the snapshot files a killed process left half-written in the index folder.
+///
+/// sled writes a snapshot of its page table while it opens (`snap.<lsn>.generating`, synced,
+/// then renamed to `snap.<lsn>`), so a command killed at that moment — even a read-only one
+/// such as `cairn log` — leaves a partial file. sled 0.34 takes the newest `snap.*` file when
+/// it opens, `.generating` ones included, and then refuses to open at all because its checksum
+/// does not match. Such a file holds nothing the log does not: the previous snapshot is only
+/// removed after the rename, and sled replays the log from whichever snapshot it reads.
+///
+/// Only a process holding sled's lock on `db` writes snapshots, so an unfinished one found
+/// while holding that lock belongs to a dead process. When another process holds it, nothing is
+/// touched (the open that follows waits for it as usual). Failures are left to the open.
+fn clear_unfinished_snapshots(index: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    let unfinished = |index: &std::path::Path| -> Vec<std::path::PathBuf> {
+        let Ok(entries) = std::fs::read_dir(index) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("snap.") && name.ends_with(".generating")
+            })
+            .map(|e| e.path())
+            .collect()
+    };
+    if unfinished(index).is_empty() {
+        return;
+    }
+    let Ok(db) = File::open(index.join("db")) else {
+        return;
+    };
+    // SAFETY: flock on a file descriptor we own; the lock is released when `db` is closed.
+    if unsafe { libc::flock(db.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return;
+    }
+    // Listed again under the lock: any file seen now is not being written by anyone.
+    for path in unfinished(index) {
+        let _ = std::fs::remove_file(path);
+    }
+    drop(db);
+}
+
 impl<'s> Session<'s> {
     pub(crate) fn open(store: &'s Store) -> Result<Self> {
         check_free_space(&store.dir)?;
@@ -138,6 +183,7 @@ impl<'s> Session<'s> {
         let mut told = false;
         let mut jitter: u64 = u64::from(std::process::id());
         loop {
+            clear_unfinished_snapshots(&store.index);
             let cfg = sled::Config::new()
                 .path(&store.index)
                 .cache_capacity(32 << 20)

@@ -466,6 +466,83 @@ fn clone_from_a_read_only_folder_remote_works() {
 
 // ---- a damaged index --------------------------------------------------------------------------
 
+/// The snapshot file sled writes while it opens, as a process killed in the middle of writing
+/// it leaves it: the start of a real snapshot, under a newer sequence number.
+fn half_written_snapshot(env: &Env) -> PathBuf {
+    let index = env.path(".cairn/index");
+    let snap = std::fs::read_dir(&index)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("snap.") && !name.ends_with(".generating")
+        })
+        .expect("sled wrote a snapshot");
+    let bytes = std::fs::read(&snap).unwrap();
+    let partial = index.join("snap.00000000FFFFFFFF.generating");
+    std::fs::write(&partial, &bytes[..bytes.len() / 2]).unwrap();
+    partial
+}
+
+/// A command killed while sled wrote its snapshot (which it does while opening, even for a
+/// command that only reads) leaves a half-written `snap.*.generating` file, which sled 0.34
+/// then takes for the newest snapshot and refuses to open at all. cairn removes such a file
+/// before opening, and nothing is lost. (`crash::kill9_loop_reading_commands` makes them by
+/// killing real commands.)
+#[test]
+fn snapshot_half_written_by_a_killed_process_is_set_aside() {
+    let env = Env::init();
+    env.write("data/a.txt", "hello\n");
+    let id = env.commit(&["--data", "data"]);
+    env.ok(&["tag", "v1", &id]);
+    let partial = half_written_snapshot(&env);
+    let log = env.ok(&["log"]);
+    assert!(log.contains(&id[..12]), "{log}");
+    assert!(
+        !partial.exists(),
+        "the half-written snapshot is still there"
+    );
+    assert_fsck(&env, &env.work, "after the half-written snapshot");
+    env.ok(&["show", "v1"]);
+    env.write("data/b.txt", "more\n");
+    let next = env.commit(&["--data", "data"]);
+    assert_eq!(
+        env.ok(&["log", "--json", "-n", "1"]).matches(&next).count(),
+        1
+    );
+}
+
+/// A snapshot file is removed only when no process holds the index: one that is being
+/// written by a live process stays, and the command waits for the index as usual.
+#[test]
+fn snapshot_being_written_by_a_live_process_is_left_alone() {
+    use std::os::fd::AsRawFd;
+    let env = Env::init();
+    env.write("data/a.txt", "hello\n");
+    env.commit(&["--data", "data"]);
+    let partial = half_written_snapshot(&env);
+    // Hold the lock sled takes, as a process with the index open does.
+    let db = std::fs::File::open(env.path(".cairn/index/db")).unwrap();
+    // SAFETY: flock on a file this test owns.
+    let locked = unsafe { libc::flock(db.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(locked, 0, "could not take the index lock");
+    let out = env
+        .cmd()
+        .env("CAIRN_LOCK_TIMEOUT", "1")
+        .args(["log"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "log opened a locked index");
+    assert!(
+        partial.exists(),
+        "a snapshot a live process writes was removed"
+    );
+    drop(db);
+    env.ok(&["log"]);
+    assert!(!partial.exists());
+}
+
 /// An index sled finds damaged (as a full disk used to leave it) is reported in one line that
 /// says so, without sled's internals, with the way out; that way out works.
 #[test]
