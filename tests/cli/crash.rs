@@ -4,8 +4,8 @@
 //! the right result.
 //!
 //! Moments are drawn uniformly over the duration of an uninterrupted run of the same command,
-//! measured first on the machine at hand, so the kills spread over the whole command whatever
-//! the speed of the machine.
+//! measured first on the machine at hand (and again whenever a run ends before its moment), so
+//! the kills spread over the whole command whatever the speed of the machine.
 //!
 //! Environment:
 //! - `CAIRN_CRASH_ITERATIONS`: kills per scenario (default 6; S3 push does half as many, the
@@ -113,11 +113,16 @@ impl Scenario {
     fn calibrate<T>(&mut self, f: impl FnOnce() -> T) -> T {
         let t = Instant::now();
         let out = f();
-        self.runs.push(t.elapsed());
+        self.record(t.elapsed());
+        out
+    }
+
+    /// Adds the duration of an uninterrupted run to the measurements of the span.
+    fn record(&mut self, took: Duration) {
+        self.runs.push(took);
         let mut sorted = self.runs.clone();
         sorted.sort();
         self.span = sorted[sorted.len() / 2];
-        out
     }
 
     /// Context for assertion messages.
@@ -139,16 +144,31 @@ impl Scenario {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn cairn");
-        std::thread::sleep(moment);
-        let ran = child.try_wait().expect("try_wait").is_none();
+        // Watch the child until the moment, to know how long it took when it ends first.
+        let started = Instant::now();
+        let ended = loop {
+            if child.try_wait().expect("try_wait").is_some() {
+                break Some(started.elapsed());
+            }
+            let elapsed = started.elapsed();
+            if elapsed >= moment {
+                break None;
+            }
+            std::thread::sleep((moment - elapsed).min(Duration::from_millis(1)));
+        };
+        let ran = ended.is_none();
         if ran {
             let _ = child.kill();
         }
         let out = child.wait_with_output().expect("wait for cairn");
-        if ran {
-            self.hits += 1;
-        } else {
-            self.finished += 1;
+        match ended {
+            None => self.hits += 1,
+            Some(took) => {
+                self.finished += 1;
+                // The command is faster than the span says (the machine was busier when it
+                // was measured): its duration joins the measurements the span comes from.
+                self.record(took);
+            }
         }
         let stderr = text(&out.stderr);
         assert!(
