@@ -3,7 +3,8 @@
 //! Blobs are written to a temporary name and renamed into place, so readers never see half a
 //! file. Refs move by compare-and-swap under a lock file created with O_EXCL: read, compare,
 //! write the new value into the lock file, fsync, rename over the ref. A lock left by a killed
-//! process is broken after a minute.
+//! process is broken after a minute; a temporary file left by one is removed by a later push once
+//! nothing has written to it for an hour.
 
 use std::io::Write;
 use std::ops::Range;
@@ -13,9 +14,15 @@ use std::path::{Path, PathBuf};
 use super::transport::{parse_ref, RefVersion, Result, Transport, TransportError};
 use crate::hash::ObjectId;
 
+/// How long a temporary file must have gone unwritten before a push takes it for one a killed
+/// process left and removes it. An upload writes its temporary file continuously.
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A folder remote.
 pub struct FolderTransport {
     root: PathBuf,
+    /// Folders whose stale temporary files this process has already removed.
+    swept: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl FolderTransport {
@@ -23,6 +30,7 @@ impl FolderTransport {
     pub fn new(root: &Path) -> Result<Self> {
         let t = FolderTransport {
             root: root.to_path_buf(),
+            swept: Default::default(),
         };
         std::fs::create_dir_all(root)
             .map_err(|e| t.fail(format!("cannot create the folder: {e}")))?;
@@ -46,6 +54,36 @@ impl FolderTransport {
         Ok(self.root.join(key))
     }
 
+    /// Removes the temporary files in `dir` that nothing has written to for [`STALE_TEMP`]:
+    /// what killed uploads left. Done once per folder and process, on its first write there;
+    /// failures are ignored (the files are only clutter).
+    fn sweep_stale_temps(&self, dir: &Path) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if !swept.insert(dir.to_path_buf()) {
+                return;
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for e in entries.flatten() {
+            if !e.file_name().to_string_lossy().starts_with(".tmp-") {
+                continue;
+            }
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > STALE_TEMP);
+            if stale {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     fn write_atomic(
         &self,
         key: &str,
@@ -54,6 +92,7 @@ impl FolderTransport {
         let path = self.path(key)?;
         let parent = path.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&parent).map_err(|e| self.fail(format!("{key}: {e}")))?;
+        self.sweep_stale_temps(&parent);
         let tmp = parent.join(format!(
             ".tmp-{}-{}",
             std::process::id(),

@@ -1560,6 +1560,49 @@ fn interrupted_fetch_folder() {
     }
 }
 
+/// A killed push leaves its half-written `.tmp-*` file on a folder remote; the next push removes
+/// those nothing has written to for an hour, and leaves a recent one (an upload in progress)
+/// and every other file alone.
+#[test]
+fn stale_temporary_files_on_a_folder_remote_are_removed_by_a_push() {
+    let a = Env::init();
+    make_inputs(&a, 3);
+    commit_inputs(&a, "first");
+    let remote = Remote::folder(&a, "sweep");
+    let dir = remote.dir.clone().expect("folder remote");
+    a.ok(&["remote", "add", "origin", &remote.url]);
+    a.ok(&["push", "-q", "origin"]);
+    let packs = dir.join("packs");
+    let before: Vec<String> = std::fs::read_dir(&packs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!before.is_empty());
+    let old = packs.join(".tmp-4242-0123456789abcdef.pack");
+    let fresh = packs.join(".tmp-4343-fedcba9876543210.pack");
+    std::fs::write(&old, noise(1, 1 << 16)).unwrap();
+    std::fs::write(&fresh, noise(2, 1 << 16)).unwrap();
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 3600);
+    filetime::set_file_mtime(&old, filetime::FileTime::from_system_time(two_hours_ago)).unwrap();
+    a.write("model.bin", noise(4, 3 << 20));
+    commit_inputs(&a, "second");
+    a.ok(&["push", "-q", "origin"]);
+    assert!(!old.exists(), "a stale temporary file is still there");
+    assert!(fresh.exists(), "a recent temporary file was removed");
+    for name in before {
+        assert!(packs.join(&name).exists(), "{name} was removed");
+    }
+    // The remote is sound: a clone gets both runs.
+    let b = a.tmp.path().join("clone");
+    a.ok(&["clone", &remote.url, b.to_str().expect("utf-8 temp path")]);
+    let log = a.cmd_in(&b).args(["log", "--json"]).output().unwrap();
+    assert_eq!(
+        parse_json(&text(&log.stdout)).as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
 // ---- a server that ignores conditional writes ------------------------------------------------
 
 /// An S3 server that ignores `If-None-Match` and `If-Match` would let two pushes both move a
