@@ -313,7 +313,7 @@ impl Block {
 /// reaches the end of a block is carried into the next one rather than cut there.
 ///
 /// Reading and cutting run on a thread of their own, one block ahead of `f`, so chunking
-/// overlaps with whatever `f` does (hashing and compressing on the other cores). At most two
+/// overlaps with whatever `f` does (hashing and compressing on the other cores). At most three
 /// blocks are in memory at once, whatever the size of the input.
 pub fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
     mut reader: R,
@@ -325,8 +325,22 @@ pub fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
         let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
         scope.spawn(move || {
             let mut carry: Vec<u8> = Vec::new();
+            // Three buffers go round (one being filled, one queued, one being consumed): new
+            // memory costs a page fault and a zeroed page per 4 KiB, as much as the read.
+            let mut allocated = 0;
             loop {
-                let mut data = returned.try_recv().unwrap_or_default();
+                let mut data = match returned.try_recv() {
+                    Ok(buf) => buf,
+                    Err(_) if allocated < 3 => {
+                        allocated += 1;
+                        Vec::new()
+                    }
+                    Err(_) => match returned.recv() {
+                        Ok(buf) => buf,
+                        // The consumer stopped.
+                        Err(_) => return,
+                    },
+                };
                 data.clear();
                 data.extend_from_slice(&carry);
                 let start = data.len();
