@@ -180,6 +180,31 @@ for i in $(seq "$REPS"); do
 done
 
 # ---------------------------------------------------------------------------------------------
+# 1e: the same commit with the repository and the file in memory (tmpfs), next to `cp` there:
+# what cairn itself costs, without the disk's write speed in the way. Skipped without a tmpfs
+# at CAIRN_BENCH_MEMDIR (default /dev/shm) with 3 GiB free.
+MEM="${CAIRN_BENCH_MEMDIR:-/dev/shm}"
+HAVE_MEM=0
+if [ -d "$MEM" ] && [ -w "$MEM" ] && [ "$(stat -f -c %T "$MEM")" = tmpfs ] &&
+    [ "$(df -B1 --output=avail "$MEM" | tail -1)" -gt $((3 * GIB)) ]; then
+    HAVE_MEM=1
+    M="$(mktemp -d "$MEM/cairn-bench.XXXXXX")"
+    trap 'rm -rf "$S" "$M"' EXIT
+    cp --reflink=never "$W1" "$M/model.bin"
+    for i in $(seq "$REPS"); do
+        log "in-memory checkpoint round $i/$REPS"
+        rm -rf "$M/r" "$M/cp.bin"
+        mkdir -p "$M/r"
+        cairn -C "$M/r" init
+        timeit cairn -C "$M/r" commit -m w1 --artifact "$M/model.bin"
+        rec commit_w1_mem "$T"
+        timeit cp --reflink=never "$M/model.bin" "$M/cp.bin"
+        rec cp_w1_mem "$T"
+    done
+    rm -rf "$M"
+fi
+
+# ---------------------------------------------------------------------------------------------
 # 3, 4: 20,000 small files.
 log "copying w3 for git"
 cp -a "$W3" "$S/gitw3"
@@ -238,7 +263,7 @@ done
 # Report.
 log "writing the report"
 mkdir -p "$ROOT/target"
-LOAD_START="$LOAD_START" python3 - "$SAMPLES" "$HAVE_B3SUM" "$REPS" "$ROOT" >"$OUT" <<'PY'
+LOAD_START="$LOAD_START" HAVE_MEM="$HAVE_MEM" python3 - "$SAMPLES" "$HAVE_B3SUM" "$REPS" "$ROOT" >"$OUT" <<'PY'
 import collections, datetime, os, platform, statistics, subprocess, sys
 
 samples_path, have_b3, reps, root = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4]
@@ -277,6 +302,9 @@ row("1b", "same commit", "commit_w1", "`cp` + `sync` of the copy", "cpsync_w1")
 if have_b3:
     row("1c", "same commit", "commit_w1", "`b3sum` w1.bin", "b3sum_w1")
 row("1d", "same commit", "commit_w1", "`cat` w1.bin (page-cache read)", "cat_w1")
+if os.environ.get("HAVE_MEM") == "1":
+    row("1e", "same commit, repository and file on tmpfs (no disk)", "commit_w1_mem",
+        "`cp` w1.bin on that tmpfs", "cp_w1_mem")
 pct = 100 * added / GIB
 rows.append(f"| 2 | commit w2.bin (2% changed) after w1, same name | bytes added to packs / 1 GiB | "
             f"**{pct:.2f}%** | < 10% | {status(pct, '<', 10)} | {fmt(med('commit_w2'))} | – |")
