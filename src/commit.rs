@@ -269,7 +269,7 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
         };
         let mut data = req.data_refs.clone();
         for (name, abs) in &data_inputs {
-            let snap = snapshot_path(&mut ingest, abs)?;
+            let snap = snapshot_path(&mut ingest, repo.root(), abs)?;
             data.insert(
                 name.clone(),
                 DataRef {
@@ -488,8 +488,8 @@ pub fn store_code(
 }
 
 /// Snapshots a folder (a tree) or a single file or link.
-fn snapshot_path(ingest: &mut Ingest<'_, '_>, abs: &Path) -> Result<Snapshot> {
-    let (entries, _skipped) = walk::walk(abs, false)?;
+fn snapshot_path(ingest: &mut Ingest<'_, '_>, top: &Path, abs: &Path) -> Result<Snapshot> {
+    let (entries, _skipped) = walk::walk(abs, Some(top), false)?;
     let md = std::fs::metadata(abs).map_err(io_err(abs))?;
     if md.is_dir() {
         Ok(ingest.tree(entries)?)
@@ -540,7 +540,7 @@ fn snapshot_code(
             (entries, Some(info))
         }
         None => {
-            let (mut entries, _) = walk::walk(dir, true)?;
+            let (mut entries, _) = walk::walk(dir, Some(repo.root()), true)?;
             entries.retain(|e| !exclude.iter().any(|x| e.abs.starts_with(x)));
             (entries, None)
         }
@@ -550,7 +550,7 @@ fn snapshot_code(
     } else {
         // A single code file: store it as a tree holding that file.
         let name = dir.file_name().map(PathBuf::from).unwrap_or_default();
-        let entries: Vec<WalkEntry> = walk::walk(dir, false)?
+        let entries: Vec<WalkEntry> = walk::walk(dir, None, false)?
             .0
             .into_iter()
             .map(|mut e| {
@@ -595,7 +595,7 @@ fn snapshot_artifacts(
         pairs.push((rel, abs.clone()));
     }
     for (rel, abs) in &pairs {
-        let (entries, _) = walk::walk(abs, false)?;
+        let (entries, _) = walk::walk(abs, Some(repo.root()), false)?;
         let md = std::fs::metadata(abs).map_err(io_err(abs))?;
         if md.is_dir() && !rel.as_os_str().is_empty() {
             let mut root =

@@ -3,7 +3,8 @@
 //! A folder is walked folder by folder, subfolders in parallel, honouring `.cairnignore` files
 //! (gitignore syntax, matched by the `ignore` crate) — and, for code snapshots outside git,
 //! `.gitignore` too; a `.cairnignore` rule wins over a `.gitignore` one, and a deeper file over
-//! a shallower one. `.cairn/` and `.git/` are never entered at any depth. Symbolic links are
+//! a shallower one. Inside a repository, the ignore files of the folders above the walked one,
+//! up to the repository root, apply as well. `.cairn/` and `.git/` are never entered at any depth. Symbolic links are
 //! recorded as links, never followed. Metadata is read relative to the open folder.
 
 use std::os::unix::fs::MetadataExt;
@@ -109,10 +110,18 @@ pub fn check_rel(rel: &Path, abs: &Path) -> Result<()> {
 }
 
 /// Lists a folder or a single file. `git_ignores` also honours `.gitignore` files.
+/// When the folder lies inside `top` (the repository root), the ignore files of `top` and of
+/// every folder between it and the walked folder apply too, as git applies a parent folder's
+/// `.gitignore`; the walked folder itself is listed even when they would ignore it (it was
+/// named explicitly).
 /// Returns the entries (root excluded) and the paths skipped (special files). Entries come
 /// folder by folder: a folder's files in name order, then each subfolder (its own entry, then
 /// its content).
-pub fn walk(root: &Path, git_ignores: bool) -> Result<(Vec<WalkEntry>, Vec<PathBuf>)> {
+pub fn walk(
+    root: &Path,
+    top: Option<&Path>,
+    git_ignores: bool,
+) -> Result<(Vec<WalkEntry>, Vec<PathBuf>)> {
     // The root named by the user is followed when it is a link; links below it are not.
     let md = std::fs::metadata(root).map_err(io_err(root))?;
     if !md.is_dir() {
@@ -125,7 +134,19 @@ pub fn walk(root: &Path, git_ignores: bool) -> Result<(Vec<WalkEntry>, Vec<PathB
         };
     }
     let walker = Walker { git_ignores };
-    let rules = walker.rules_for(root, &Rules::default())?;
+    let mut inherited = Rules::default();
+    let inside = top.and_then(|t| root.strip_prefix(t).ok().map(|rel| (t, rel)));
+    if let Some((top, rel)) = inside.filter(|(_, rel)| !rel.as_os_str().is_empty()) {
+        let mut dir = top.to_path_buf();
+        inherited = walker.rules_for(&dir, &inherited)?;
+        let mut parts: Vec<_> = rel.components().collect();
+        parts.pop();
+        for part in parts {
+            dir.push(part);
+            inherited = walker.rules_for(&dir, &inherited)?;
+        }
+    }
+    let rules = walker.rules_for(root, &inherited)?;
     let listing = walker.dir(root, Path::new(""), &rules)?;
     Ok((listing.entries, listing.skipped))
 }

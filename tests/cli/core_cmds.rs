@@ -360,6 +360,55 @@ fn commit_data_honours_nested_cairnignore_files() {
     assert_eq!(show_json(&env, &id)["run"]["data"]["data"]["files"], 7);
 }
 
+/// The `.cairnignore` files of the folders above a snapshotted one, up to the repository root,
+/// apply to it, deeper ones first; a folder named on the command line is snapshotted even when
+/// a rule above would ignore it.
+#[test]
+fn cairnignore_files_above_the_snapshot_apply() {
+    let env = Env::init();
+    env.write(
+        ".cairnignore",
+        "*.tmp\ndatasets/train/cache/\nlogs/\noutputs/\n",
+    );
+    env.write("datasets/.cairnignore", "*.bak\n!wanted.tmp\n");
+    for f in [
+        "datasets/train/a.csv",
+        "datasets/train/b.tmp",
+        "datasets/train/wanted.tmp",
+        "datasets/train/c.bak",
+        "datasets/train/cache/x.bin",
+        "datasets/train/logs/run.txt",
+        "datasets/train/sub/d.tmp",
+        "datasets/train/sub/e.csv",
+        "outputs/model.bin",
+        "outputs/step.tmp",
+    ] {
+        env.write(f, f.as_bytes());
+    }
+    let id = env.commit(&[
+        "-m",
+        "ignores",
+        "--data",
+        "train=datasets/train",
+        "--artifact",
+        "outputs",
+    ]);
+    let files: BTreeSet<String> = ls_json(&env, &id, "")
+        .iter()
+        .filter(|i| i["kind"] != "tree")
+        .map(|i| i["path"].as_str().expect("path").to_string())
+        .collect();
+    let want: BTreeSet<String> = strings(&[
+        "data/train/a.csv",
+        "data/train/wanted.tmp",
+        "data/train/sub/e.csv",
+        "artifacts/outputs/model.bin",
+    ])
+    .into_iter()
+    .collect();
+    assert_eq!(files, want);
+}
+
 #[test]
 fn code_outside_git_lets_cairnignore_overrule_gitignore() {
     let env = Env::init();
