@@ -2,7 +2,8 @@
 //!
 //! A RUN is a full id, a unique prefix of at least four hex digits, a branch, a tag, `HEAD`,
 //! or any of these followed by `~N` (N first-parents back), `~` or `^` (one back). Names win
-//! over id prefixes, as in git. `model:NAME@vN` and `model:NAME@STAGE` name a model version's run.
+//! over id prefixes, as in git. `model:NAME@vN` and `model:NAME@STAGE` name a model version's run
+//! (and take `~N` too: `model:resnet@production~1` is the run before it).
 
 use crate::error::{Error, Result};
 use crate::hash::{is_hex_prefix, ObjectId};
@@ -81,12 +82,15 @@ fn resolve_base(session: &Session, base: &str) -> Result<ObjectId> {
 
 /// Resolves a RUN argument to a run id.
 pub fn resolve(session: &Session, spec: &str) -> Result<ObjectId> {
-    if let Some(parsed) = crate::registry::parse_spec(spec) {
-        let (name, sel) = parsed?;
-        return Ok(crate::registry::resolve(session, &name, &sel)?.run);
-    }
+    // Model, stage and ref names cannot hold `~` or `^`, so the ancestry comes off first.
     let (base, back) = split_ancestry(spec)?;
-    let mut id = resolve_base(session, base)?;
+    let mut id = match crate::registry::parse_spec(base) {
+        Some(parsed) => {
+            let (name, sel) = parsed?;
+            crate::registry::resolve(session, &name, &sel)?.run
+        }
+        None => resolve_base(session, base)?,
+    };
     for _ in 0..back {
         let run = session.read_run(&id)?;
         id = *run

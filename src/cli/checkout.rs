@@ -35,8 +35,10 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let repo = ctx.repo()?;
     let session = repo.store().session()?;
-    // A model version restores its registered files, unless parts of its run are asked for.
-    if let Some(parsed) = cairn::registry::parse_spec(&a.run) {
+    // A model version restores its registered files, unless parts of its run are asked for
+    // (or a run before it, `model:NAME@vN~1`, which is a run like any other).
+    let version = matches!(cairn::revision::split_ancestry(&a.run), Ok((_, 0)));
+    if let Some(parsed) = cairn::registry::parse_spec(&a.run).filter(|_| version) {
         if !(a.code || a.data || a.artifacts) {
             let (name, sel) = parsed?;
             let v = cairn::registry::resolve(&session, &name, &sel)?;

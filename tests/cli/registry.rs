@@ -449,6 +449,27 @@ fn model_specs_work_as_runs() {
         "model:NAME is the latest version"
     );
 
+    // ancestry: a version's run, then first parents back, as for any RUN.
+    for (spec, want) in [
+        ("model:m@v2~1", &run1),
+        ("model:m~", &run1),
+        ("model:m@v2^", &run1),
+        ("model:m@production~0", &run1),
+    ] {
+        assert_eq!(
+            json(&env, &["show", spec, "--json"])["id"],
+            json(&env, &["show", want, "--json"])["id"],
+            "{spec}"
+        );
+    }
+    fails_clearly(&env, &["show", "model:m@v1~5"], &["model:m@v1~5"]);
+    // Checked out, a run before a version is a whole run, not the registered file.
+    env.ok(&["checkout", "model:m@v2~1", "-o", "before-v2"]);
+    let whole = snapshot_dir(&env.path("before-v2"));
+    assert!(whole.len() > 1, "only {whole:?}");
+    env.ok(&["checkout", &run1, "-o", "run1"]);
+    assert_eq!(whole, snapshot_dir(&env.path("run1")));
+
     // ls
     let ls = env.ok(&["ls", "model:m@production", "artifacts"]);
     assert!(ls.contains("artifacts/model.bin"), "{ls}");
