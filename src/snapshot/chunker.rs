@@ -295,9 +295,9 @@ pub fn cut_points(data: &[u8], segment: usize) -> Vec<usize> {
 
 /// A block of a file and the chunks cut from it.
 pub struct Block {
-    /// The bytes.
+    /// The bytes (the buffer may go on past the last chunk).
     pub data: Vec<u8>,
-    /// Chunk ranges within `data`, in order, covering it exactly.
+    /// Chunk ranges within `data`, in order, covering the block's input exactly.
     pub chunks: Vec<std::ops::Range<usize>>,
 }
 
@@ -308,32 +308,135 @@ impl Block {
     }
 }
 
+/// Where blocks are read from.
+pub trait Source: Send {
+    /// Fills `buf` from the current position, wholly unless the input ends first; returns how
+    /// many bytes it read.
+    fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+/// Any reader, read in order.
+pub struct Sequential<R>(pub R);
+
+impl<R: Read + Send> Source for Sequential<R> {
+    fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        read_full(|b| self.0.read(b), buf)
+    }
+}
+
+/// A file read at several offsets at once (`pread` on all cores): reading from the page cache
+/// is a copy, and one core copies at a fraction of what the memory allows.
+pub struct Positioned<'a> {
+    file: &'a std::fs::File,
+    offset: u64,
+}
+
+impl<'a> Positioned<'a> {
+    /// Reads `file` from its start.
+    pub fn new(file: &'a std::fs::File) -> Self {
+        Positioned { file, offset: 0 }
+    }
+}
+
+/// Bytes one `pread` of [`Positioned`] asks for.
+const PIECE_BYTES: usize = 4 << 20;
+
+impl Source for Positioned<'_> {
+    fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use rayon::prelude::*;
+        use std::os::unix::fs::FileExt;
+        let base = self.offset;
+        let file = self.file;
+        let got: Vec<std::io::Result<usize>> = buf
+            .par_chunks_mut(PIECE_BYTES)
+            .enumerate()
+            .map(|(i, piece)| {
+                let at = base + (i * PIECE_BYTES) as u64;
+                let mut done = 0;
+                read_full(
+                    |b| {
+                        let n = file.read_at(b, at + done as u64)?;
+                        done += n;
+                        Ok(n)
+                    },
+                    piece,
+                )
+            })
+            .collect();
+        // What was read without a gap: pieces after one the file ended in are ignored (the
+        // file grew meanwhile; they are read again next time).
+        let mut total = 0;
+        for (n, want) in got
+            .into_iter()
+            .zip(buf.chunks(PIECE_BYTES).map(<[u8]>::len))
+        {
+            let n = n?;
+            total += n;
+            if n < want {
+                break;
+            }
+        }
+        self.offset += total as u64;
+        Ok(total)
+    }
+}
+
+/// Calls `read` until `buf` is full or it returns 0; returns the bytes read.
+fn read_full(
+    mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// Splits `reader` into chunks, handing them to `f` one [`Block`] of about [`BLOCK_BYTES`] at a
-/// time. Cut points are exactly those of chunking the whole input at once: a chunk that
-/// reaches the end of a block is carried into the next one rather than cut there.
-///
-/// Reading and cutting run on a thread of their own, one block ahead of `f`, so chunking
-/// overlaps with whatever `f` does (hashing and compressing on the other cores). At most three
-/// blocks are in memory at once, whatever the size of the input.
+/// time (see [`chunk_blocks_mapped`]).
 pub fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
-    mut reader: R,
+    reader: R,
     mut f: impl FnMut(&Block) -> Result<(), E>,
 ) -> Result<(), E> {
+    chunk_blocks_mapped(Sequential(reader), |_| (), |b, ()| f(b))
+}
+
+/// Splits what `source` reads into chunks, handing them to `f` one [`Block`] of about
+/// [`BLOCK_BYTES`] at a time, with `map` applied to each block first on the reading side. Cut
+/// points are exactly those of chunking the whole input at once: a chunk that reaches the end
+/// of a block is carried into the next one rather than cut there.
+///
+/// Reading, cutting and `map` (hashing the chunks, say) run on a thread of their own, one block
+/// ahead of `f`, so they overlap with what `f` does with the previous block (writing it out,
+/// say). At most three blocks are in memory at once, whatever the size of the input.
+pub fn chunk_blocks_mapped<S: Source, E: From<std::io::Error> + Send, P: Send>(
+    mut source: S,
+    map: impl Fn(&Block) -> P + Sync,
+    mut f: impl FnMut(&Block, P) -> Result<(), E>,
+) -> Result<(), E> {
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Block>>(1);
+        let map = &map;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<(Block, P)>>(1);
         // Buffers come back from the consumer and are reused rather than allocated anew.
         let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
         scope.spawn(move || {
             let mut carry: Vec<u8> = Vec::new();
             // Three buffers go round (one being filled, one queued, one being consumed): new
-            // memory costs a page fault and a zeroed page per 4 KiB, as much as the read.
+            // memory costs a page fault and a zeroed page per 4 KiB, as much as the read. A
+            // buffer keeps its full length; `filled` says how much of it holds input.
             let mut allocated = 0;
             loop {
                 let mut data = match returned.try_recv() {
                     Ok(buf) => buf,
                     Err(_) if allocated < 3 => {
                         allocated += 1;
-                        Vec::new()
+                        vec![0u8; MAX_CHUNK as usize + BLOCK_BYTES]
                     }
                     Err(_) => match returned.recv() {
                         Ok(buf) => buf,
@@ -341,29 +444,22 @@ pub fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
                         Err(_) => return,
                     },
                 };
-                data.clear();
-                data.extend_from_slice(&carry);
-                let start = data.len();
-                data.reserve(BLOCK_BYTES);
-                // `read_to_end` reads into the spare capacity without zeroing it first (which
-                // would cost as much as the read).
-                let eof = match (&mut reader)
-                    .take(BLOCK_BYTES as u64)
-                    .read_to_end(&mut data)
-                {
-                    Ok(n) => n < BLOCK_BYTES,
+                // The carried tail of the previous block is shorter than a chunk.
+                let start = carry.len();
+                data[..start].copy_from_slice(&carry);
+                let n = match source.fill(&mut data[start..start + BLOCK_BYTES]) {
+                    Ok(n) => n,
                     Err(e) => {
                         let _ = tx.send(Err(e));
                         return;
                     }
                 };
-                let filled = data.len();
-                debug_assert!(filled >= start);
-                data.truncate(filled);
-                if data.is_empty() {
+                let eof = n < BLOCK_BYTES;
+                let filled = start + n;
+                if filled == 0 {
                     return;
                 }
-                let mut ends = cut_points(&data, SEGMENT_BYTES);
+                let mut ends = cut_points(&data[..filled], SEGMENT_BYTES);
                 if !eof {
                     // The last chunk is only cut because the block ends there: carried over.
                     ends.pop();
@@ -375,10 +471,16 @@ pub fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
                     end_ok = end;
                 }
                 carry.clear();
-                carry.extend_from_slice(&data[end_ok..]);
-                data.truncate(end_ok);
-                if !chunks.is_empty() && tx.send(Ok(Block { data, chunks })).is_err() {
-                    return;
+                carry.extend_from_slice(&data[end_ok..filled]);
+                if chunks.is_empty() {
+                    // (Only at the end: the buffer is not needed again.)
+                    allocated -= 1;
+                } else {
+                    let block = Block { data, chunks };
+                    let mapped = map(&block);
+                    if tx.send(Ok((block, mapped))).is_err() {
+                        return;
+                    }
                 }
                 if eof {
                     return;
@@ -386,9 +488,9 @@ pub fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
             }
         });
         // Dropping `rx` on an early error makes the reader thread stop at its next send.
-        for block in rx {
-            let block = block?;
-            f(&block)?;
+        for item in rx {
+            let (block, mapped) = item?;
+            f(&block, mapped)?;
             let _ = give_back.send(block.data);
         }
         Ok(())
@@ -476,6 +578,60 @@ mod tests {
             let (got_a, got_b) = cut_two(&data, (a, stop_a), (b, stop_b));
             prop_assert_eq!(got_a, want(a, stop_a));
             prop_assert_eq!(got_b, want(b, stop_b));
+        }
+    }
+
+    /// A file read at several offsets at once gives the blocks of reading it in order: the
+    /// same chunks, for sizes around the piece and block sizes.
+    #[test]
+    fn positioned_reads_give_the_chunks_of_sequential_ones() {
+        let mut x = 5u64;
+        let data: Vec<u8> = (0..(2 * BLOCK_BYTES + 3 * PIECE_BYTES + 777))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        for len in [
+            0,
+            1000,
+            PIECE_BYTES,
+            PIECE_BYTES + 1,
+            BLOCK_BYTES,
+            BLOCK_BYTES + 5,
+            data.len(),
+        ] {
+            let path = dir.path().join(format!("f{len}"));
+            std::fs::write(&path, &data[..len]).unwrap();
+            let file = std::fs::File::open(&path).unwrap();
+            let collect = |source: &mut dyn FnMut(&mut Vec<Vec<u8>>)| {
+                let mut v = Vec::new();
+                source(&mut v);
+                v
+            };
+            let positioned = collect(&mut |v| {
+                chunk_blocks_mapped::<_, std::io::Error, _>(
+                    Positioned::new(&file),
+                    |_| (),
+                    |b, ()| {
+                        v.extend(b.slices().map(<[u8]>::to_vec));
+                        Ok(())
+                    },
+                )
+                .unwrap()
+            });
+            let sequential = collect(&mut |v| {
+                chunk_blocks::<_, std::io::Error>(&data[..len], |b| {
+                    v.extend(b.slices().map(<[u8]>::to_vec));
+                    Ok(())
+                })
+                .unwrap()
+            });
+            assert_eq!(positioned.concat(), &data[..len], "{len} bytes");
+            assert!(positioned == sequential, "{len} bytes: other chunks");
         }
     }
 

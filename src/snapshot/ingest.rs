@@ -375,11 +375,20 @@ impl<'a, 's> Ingest<'a, 's> {
         // barely compress), the rest of the file is stored raw, which is much faster.
         let mut policy = writer.store().compression();
         let mut judged = false;
-        chunker::chunk_blocks::<_, SnapshotError>(file, |block| {
+        // Chunks are hashed on the reading side, while the previous block is being written.
+        let hash = |block: &chunker::Block| -> Vec<ObjectId> {
+            block
+                .chunks
+                .par_iter()
+                .map(|r| crate::object::hash_object(Kind::Blob, &block.data[r.clone()]))
+                .collect()
+        };
+        let source = chunker::Positioned::new(&file);
+        chunker::chunk_blocks_mapped::<_, SnapshotError, _>(source, hash, |block, ids| {
             let items: Vec<(Kind, &[u8])> = block.slices().map(|c| (Kind::Blob, c)).collect();
             let sizes: Vec<u64> = items.iter().map(|(_, c)| c.len() as u64).collect();
             let n: u64 = sizes.iter().sum();
-            let (got, raw, stored) = writer.put_batch_with(items, None, policy)?;
+            let (got, raw, stored) = writer.put_batch_hashed(items, ids, None, policy)?;
             if !judged && raw >= (4 << 20) {
                 judged = true;
                 if (stored as f64) > raw as f64 * (1.0 - MIN_SAVING) {

@@ -173,6 +173,23 @@ impl<'s> ObjectWriter<'s> {
             .par_iter()
             .map(|(kind, content)| hash_object(*kind, content.as_ref()))
             .collect();
+        self.put_batch_hashed(items, ids, session, policy)
+    }
+
+    /// [`put_batch_with`](Self::put_batch_with) for objects whose ids the caller has already
+    /// computed (`ids[i]` must be the id of `items[i]`).
+    pub fn put_batch_hashed<B: AsRef<[u8]> + Send + Sync>(
+        &mut self,
+        items: Vec<(Kind, B)>,
+        ids: Vec<ObjectId>,
+        session: Option<&Session>,
+        policy: CompressionPolicy,
+    ) -> Result<(Vec<ObjectId>, u64, u64)> {
+        if ids.len() != items.len() {
+            return Err(StoreError::Db(
+                "a batch's ids do not match its objects".into(),
+            ));
+        }
         // Which ids are neither ours nor known, without repeats.
         let mut seen = IdSet::default();
         let unknown: Vec<ObjectId> = ids
@@ -209,13 +226,21 @@ impl<'s> ObjectWriter<'s> {
                 want.remove(id).then_some((*id, *kind, content.as_ref()))
             })
             .collect();
-        let encoded: Vec<Encoded<'_>> = todo
-            .into_par_iter()
-            .map(|(id, kind, content)| {
-                let (codec, c) = codec::compress(content, policy);
-                (id, kind, content, codec, c)
-            })
-            .collect();
+        fn encode(
+            (id, kind, content): (ObjectId, Kind, &[u8]),
+            policy: CompressionPolicy,
+        ) -> Encoded<'_> {
+            let (codec, c) = codec::compress(content, policy);
+            (id, kind, content, codec, c)
+        }
+        // Without compression there is nothing to spread over the cores, and handing the batch
+        // to the thread pool would wait for whatever else it is busy with (cutting and hashing
+        // the next block of a large file).
+        let encoded: Vec<Encoded<'_>> = if policy.level == 0 {
+            todo.into_iter().map(|t| encode(t, policy)).collect()
+        } else {
+            todo.into_par_iter().map(|t| encode(t, policy)).collect()
+        };
         let (mut raw_total, mut stored_total) = (0u64, 0u64);
         for (id, kind, content, codec, compressed) in encoded {
             let bytes: &[u8] = compressed.as_deref().unwrap_or(content);
