@@ -371,10 +371,11 @@ impl<'a, 's> Ingest<'a, 's> {
         let writer = &mut *self.writer;
         let progress = self.progress;
         let mut read = 0u64;
-        // Compression is judged on the first block: if it saves too little (model weights
-        // barely compress), the rest of the file is stored raw, which is much faster.
+        // Compression is judged on a sample of the first block (every few chunks, about
+        // 4 MiB): if it saves too little (model weights barely compress), the file is stored
+        // raw, which is much faster.
         let mut policy = writer.store().compression();
-        let mut judged = false;
+        let mut judged = policy.level == 0;
         // Chunks are hashed on the reading side, while the previous block is being written.
         let hash = |block: &chunker::Block| -> Vec<ObjectId> {
             block
@@ -388,13 +389,13 @@ impl<'a, 's> Ingest<'a, 's> {
             let items: Vec<(Kind, &[u8])> = block.slices().map(|c| (Kind::Blob, c)).collect();
             let sizes: Vec<u64> = items.iter().map(|(_, c)| c.len() as u64).collect();
             let n: u64 = sizes.iter().sum();
-            let (got, raw, stored) = writer.put_batch_hashed(items, ids, None, policy)?;
-            if !judged && raw >= (4 << 20) {
+            if !judged {
                 judged = true;
-                if (stored as f64) > raw as f64 * (1.0 - MIN_SAVING) {
+                if !compresses_enough(&items, n, policy) {
                     policy.level = 0;
                 }
             }
+            let (got, _, _) = writer.put_batch_hashed(items, ids, None, policy)?;
             chunks.extend(
                 got.into_iter()
                     .zip(sizes)
@@ -413,6 +414,28 @@ impl<'a, 's> Ingest<'a, 's> {
         let manifest = ChunkedFile { chunks };
         Ok(self.writer.defer(Kind::Chunked, manifest.encode()))
     }
+}
+
+/// Whether compressing `items` (of `total` bytes) with `policy` saves at least
+/// [`MIN_SAVING`], judged on a sample of about 4 MiB spread over them.
+fn compresses_enough(
+    items: &[(Kind, &[u8])],
+    total: u64,
+    policy: crate::store::CompressionPolicy,
+) -> bool {
+    let stride = (total / (4 << 20)).max(1) as usize;
+    let (raw, stored) = items
+        .par_iter()
+        .step_by(stride)
+        .map(|(_, c)| {
+            let (_, compressed) = crate::store::codec::compress(c, policy);
+            (
+                c.len() as u64,
+                compressed.map_or(c.len(), |z| z.len()) as u64,
+            )
+        })
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    (stored as f64) <= raw as f64 * (1.0 - MIN_SAVING)
 }
 
 /// Splits a relative path into its parent ("" for the top) and its last component.

@@ -1849,3 +1849,48 @@ fn completions_and_help() {
     // Unknown commands are usage errors (exit 2), not failures.
     assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
 }
+
+/// Bytes in the repository's pack files.
+fn packs_size(env: &Env) -> u64 {
+    std::fs::read_dir(env.path(".cairn/packs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+/// A large file is compressed when a sample of its start compresses well, and stored raw when
+/// it does not (as model weights barely compress); either way it restores bit for bit.
+#[test]
+fn large_files_are_compressed_only_when_it_pays() {
+    let env = Env::init();
+    let mut text = Vec::new();
+    let mut i = 0u64;
+    while text.len() < 12 << 20 {
+        text.extend_from_slice(
+            format!("step {i},loss {:.4},lr 0.001\n", 1.0 / (i + 1) as f64).as_bytes(),
+        );
+        i += 1;
+    }
+    env.write("metrics.log", &text);
+    let first = env.commit(&["--artifact", "metrics.log"]);
+    let text_stored = packs_size(&env);
+    assert!(
+        text_stored < text.len() as u64 / 3,
+        "{text_stored} bytes stored for {} of text",
+        text.len()
+    );
+    let weights = noise(3, 12 << 20);
+    env.write("model.bin", &weights);
+    let id = env.commit(&["--artifact", "model.bin"]);
+    let weights_stored = packs_size(&env) - text_stored;
+    assert!(
+        weights_stored >= weights.len() as u64,
+        "{weights_stored} bytes stored for {} of noise: compressed",
+        weights.len()
+    );
+    env.ok(&["checkout", &id, "--artifacts", "-o", "out"]);
+    assert!(std::fs::read(env.path("out/model.bin")).unwrap() == weights);
+    env.ok(&["checkout", &first, "--artifacts", "-o", "out1"]);
+    assert!(std::fs::read(env.path("out1/metrics.log")).unwrap() == text);
+}
