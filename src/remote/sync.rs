@@ -21,7 +21,7 @@ use crate::progress::Progress;
 use crate::refs::{self, BRANCH_PREFIX, NOTES_REF, TAG_PREFIX};
 use crate::registry::MODEL_PREFIX;
 use crate::repo::Repo;
-use crate::store::pack::{self, RECORD_HEADER_LEN};
+use crate::store::pack::{self, Location, RECORD_HEADER_LEN};
 use crate::store::{codec, Batch, ObjectWriter, Session, StoreError};
 
 /// Packs are cut at this size, so an interrupted push re-sends at most one.
@@ -277,90 +277,195 @@ struct PackOut {
     entries: Vec<IdxEntry>,
 }
 
-/// Writes the objects into temporary packs of about [`PACK_TARGET`] bytes each. On failure the
-/// packs written so far are removed.
-fn write_packs(
-    session: &Session,
-    dir: &std::path::Path,
-    ids: &[ObjectId],
-    progress: &dyn Progress,
-) -> Result<Vec<PackOut>> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let mut packs: Vec<PackOut> = Vec::new();
-    let result = fill_packs(session, dir, ids, progress, &mut packs);
-    if result.is_err() {
-        for p in &packs {
-            let _ = std::fs::remove_file(&p.path);
-        }
-    }
-    result.map(|()| packs)
+/// An object to send: where it is stored, with its pack already open (so the records can be
+/// copied without holding the index, even if `gc` rewrites that pack meanwhile).
+struct Planned {
+    id: ObjectId,
+    loc: Location,
+    file: std::sync::Arc<std::fs::File>,
 }
 
-fn fill_packs(
-    session: &Session,
-    dir: &std::path::Path,
-    ids: &[ObjectId],
-    progress: &dyn Progress,
-    packs: &mut Vec<PackOut>,
-) -> Result<()> {
+/// Where each of `ids` is stored, opening their packs, in one session.
+fn plan_records(session: &Session, ids: &[ObjectId]) -> Result<Vec<Planned>> {
+    ids.iter()
+        .map(|id| {
+            let loc = session.location(id)?.ok_or(StoreError::Missing(*id))?;
+            let file = session.pack_file(loc.pack)?;
+            Ok(Planned { id: *id, loc, file })
+        })
+        .collect()
+}
+
+/// Copies the planned records into temporary packs of about [`PACK_TARGET`] bytes each in
+/// `dir`, handing each one to `tx` when it is full (and the last one at the end), until `stop`
+/// is set. A pack it could not hand over, and the one it was filling when it stopped or
+/// failed, are removed; a failure is sent as the last message.
+fn pack_records(
+    dir: &Path,
+    plan: &[Planned],
+    tx: &std::sync::mpsc::SyncSender<Result<PackOut>>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
     let new_pack = |n: usize| -> Result<PackOut> {
         let path = dir.join(format!("push-{}-{n}.pack", std::process::id()));
         crate::fault::check("push.create").map_err(io_err(&path))?;
         let f = std::fs::File::create(&path).map_err(io_err(&path))?;
-        let mut file = std::io::BufWriter::with_capacity(1 << 20, f);
-        file.write_all(pack::PACK_MAGIC).map_err(io_err(&path))?;
-        file.write_all(&pack::PACK_VERSION.to_le_bytes())
-            .map_err(io_err(&path))?;
-        file.write_all(&[0u8; 4]).map_err(io_err(&path))?;
-        Ok(PackOut {
+        let mut out = PackOut {
             path,
-            file,
+            file: std::io::BufWriter::with_capacity(1 << 20, f),
             len: pack::PACK_HEADER_LEN,
             entries: Vec::new(),
-        })
-    };
-    for id in ids {
-        if packs.last().is_none_or(|p| p.len >= PACK_TARGET) {
-            packs.push(new_pack(packs.len())?);
-        }
-        let loc = session.location(id)?.ok_or(StoreError::Missing(*id))?;
-        let file = session.pack_file(loc.pack)?;
-        let (header, stored) = pack::read_record(&file, &loc).map_err(|e| e.for_object(id))?;
-        if header.id != *id {
-            return Err(StoreError::Corrupt {
-                id: *id,
-                reason: "the pack record holds another object".into(),
-            }
-            .into());
-        }
-        let Some(out) = packs.last_mut() else {
-            continue;
         };
-        let mut h = [0u8; RECORD_HEADER_LEN as usize];
-        h[0..4].copy_from_slice(pack::RECORD_MAGIC);
-        h[4] = loc.kind.code();
-        h[5] = loc.codec.code();
-        h[8..12].copy_from_slice(&loc.stored_len.to_le_bytes());
-        h[12..20].copy_from_slice(&loc.raw_len.to_le_bytes());
-        h[20..52].copy_from_slice(id.as_bytes());
-        crate::fault::check("push.write").map_err(io_err(&out.path))?;
-        out.file.write_all(&h).map_err(io_err(&out.path))?;
-        out.file.write_all(&stored).map_err(io_err(&out.path))?;
-        out.entries.push(IdxEntry {
-            id: *id,
-            offset: out.len,
-            stored_len: loc.stored_len,
-            raw_len: loc.raw_len,
-            kind: loc.kind,
-            codec: loc.codec,
-        });
-        out.len += RECORD_HEADER_LEN + stored.len() as u64;
-        progress.advance(RECORD_HEADER_LEN + stored.len() as u64);
+        let header = (|| {
+            out.file.write_all(pack::PACK_MAGIC)?;
+            out.file.write_all(&pack::PACK_VERSION.to_le_bytes())?;
+            out.file.write_all(&[0u8; 4])
+        })();
+        if let Err(e) = header {
+            let _ = std::fs::remove_file(&out.path);
+            return Err(io_err(&out.path)(e));
+        }
+        Ok(out)
+    };
+    // Hands a full pack over; false when the other side has stopped listening.
+    let hand_over = |mut out: PackOut| -> Result<bool> {
+        if let Err(e) = out.file.flush() {
+            let _ = std::fs::remove_file(&out.path);
+            return Err(io_err(&out.path)(e));
+        }
+        match tx.send(Ok(out)) {
+            Ok(()) => Ok(true),
+            Err(std::sync::mpsc::SendError(Ok(out))) => {
+                let _ = std::fs::remove_file(&out.path);
+                Ok(false)
+            }
+            Err(_) => Ok(false),
+        }
+    };
+    let mut current: Option<PackOut> = None;
+    let mut made = 0;
+    let result = (|| -> Result<()> {
+        for p in plan {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(());
+            }
+            if current.as_ref().is_some_and(|c| c.len >= PACK_TARGET) {
+                if let Some(full) = current.take() {
+                    if !hand_over(full)? {
+                        return Ok(());
+                    }
+                }
+            }
+            let out = match current.as_mut() {
+                Some(out) => out,
+                None => {
+                    made += 1;
+                    current.insert(new_pack(made - 1)?)
+                }
+            };
+            let (header, stored) =
+                pack::read_record(&p.file, &p.loc).map_err(|e| e.for_object(&p.id))?;
+            if header.id != p.id {
+                return Err(StoreError::Corrupt {
+                    id: p.id,
+                    reason: "the pack record holds another object".into(),
+                }
+                .into());
+            }
+            let loc = &p.loc;
+            let mut h = [0u8; RECORD_HEADER_LEN as usize];
+            h[0..4].copy_from_slice(pack::RECORD_MAGIC);
+            h[4] = loc.kind.code();
+            h[5] = loc.codec.code();
+            h[8..12].copy_from_slice(&loc.stored_len.to_le_bytes());
+            h[12..20].copy_from_slice(&loc.raw_len.to_le_bytes());
+            h[20..52].copy_from_slice(p.id.as_bytes());
+            crate::fault::check("push.write").map_err(io_err(&out.path))?;
+            out.file.write_all(&h).map_err(io_err(&out.path))?;
+            out.file.write_all(&stored).map_err(io_err(&out.path))?;
+            out.entries.push(IdxEntry {
+                id: p.id,
+                offset: out.len,
+                stored_len: loc.stored_len,
+                raw_len: loc.raw_len,
+                kind: loc.kind,
+                codec: loc.codec,
+            });
+            out.len += RECORD_HEADER_LEN + stored.len() as u64;
+        }
+        if let Some(last) = current.take() {
+            hand_over(last)?;
+        }
+        Ok(())
+    })();
+    if let Some(unfinished) = current {
+        let _ = std::fs::remove_file(&unfinished.path);
     }
-    for p in packs.iter_mut() {
-        p.file.flush().map_err(io_err(&p.path))?;
+    if let Err(e) = result {
+        let _ = tx.send(Err(e));
     }
-    Ok(())
+}
+
+/// Sends the planned records to the remote as packs: each pack is uploaded, then its index,
+/// while the next one is being filled (so at most two temporary packs exist at once, and
+/// packing overlaps with uploading). Every temporary pack is removed, sent or not.
+fn send_packs(
+    repo: &Repo,
+    remote: &str,
+    t: &dyn Transport,
+    dir: &Path,
+    plan: &[Planned],
+    progress: &dyn Progress,
+    report: &mut PushReport,
+) -> Result<()> {
+    if plan.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<PackOut>>(1);
+        let stop = &stop;
+        scope.spawn(move || pack_records(dir, plan, &tx, stop));
+        let mut outcome = Ok(());
+        for item in rx.iter() {
+            let p = match item {
+                Ok(p) => p,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            let sent = (|| -> Result<()> {
+                if p.entries.is_empty() {
+                    return Ok(());
+                }
+                let idx = packidx::encode(p.entries.clone());
+                let name = blake3::hash(&idx).to_hex()[..32].to_string();
+                t.put_file(&format!("packs/{name}.pack"), &p.path)?;
+                t.put_bytes(&format!("packs/{name}.idx"), idx.clone())?;
+                cache_idx(&cache_dir(repo, remote), &name, &idx);
+                report.objects += p.entries.len() as u64;
+                report.bytes += p.len;
+                report.packs += 1;
+                progress.advance(p.len - pack::PACK_HEADER_LEN);
+                Ok(())
+            })();
+            let _ = std::fs::remove_file(&p.path);
+            if let Err(e) = sent {
+                outcome = Err(e);
+                break;
+            }
+        }
+        if outcome.is_err() {
+            // Stop the packer, and remove what it still hands over until it has.
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for p in rx.iter().flatten() {
+                let _ = std::fs::remove_file(&p.path);
+            }
+        }
+        outcome
+    })
 }
 
 /// Removes temporary packs left by pushes whose process is gone.
@@ -398,8 +503,8 @@ pub fn push(
     let mut report = PushReport::default();
     let tmp = repo.store().dir().join("tmp");
     sweep_stale_push_packs(&tmp);
-    // Decide what moves, and build packs, in one session; upload without holding it.
-    let (updates, packs) = {
+    // Decide what moves, and where its objects are, in one session.
+    let (updates, plan) = {
         let session = repo.store().session()?;
         let wanted = refs_to_push(&session, opts)?;
         let mut updates: Vec<(String, ObjectId, Option<RefVersion>)> = Vec::new();
@@ -432,33 +537,16 @@ pub fn push(
         }
         let roots: Vec<ObjectId> = updates.iter().map(|u| u.1).collect();
         let ids = missing_postorder(&session, &roots, &rindex)?;
-        progress.begin("packing", None);
-        let packs = write_packs(&session, &tmp, &ids, progress)?;
-        progress.end();
-        (updates, packs)
+        let plan = plan_records(&session, &ids)?;
+        (updates, plan)
     };
-    let total: u64 = packs.iter().map(|p| p.len).sum();
+    // Packs are filled and sent without holding the index.
+    let total: u64 = plan
+        .iter()
+        .map(|p| RECORD_HEADER_LEN + u64::from(p.loc.stored_len))
+        .sum();
     progress.begin("sending", Some(total));
-    let result = (|| -> Result<()> {
-        for p in &packs {
-            if p.entries.is_empty() {
-                continue;
-            }
-            let idx = packidx::encode(p.entries.clone());
-            let name = blake3::hash(&idx).to_hex()[..32].to_string();
-            t.put_file(&format!("packs/{name}.pack"), &p.path)?;
-            t.put_bytes(&format!("packs/{name}.idx"), idx.clone())?;
-            cache_idx(&cache_dir(repo, remote), &name, &idx);
-            report.objects += p.entries.len() as u64;
-            report.bytes += p.len;
-            report.packs += 1;
-            progress.advance(p.len);
-        }
-        Ok(())
-    })();
-    for p in &packs {
-        let _ = std::fs::remove_file(&p.path);
-    }
+    let result = send_packs(repo, remote, t.as_ref(), &tmp, &plan, progress, &mut report);
     progress.end();
     result?;
     // Refs last, each by compare-and-swap.

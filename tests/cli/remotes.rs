@@ -1603,6 +1603,61 @@ fn stale_temporary_files_on_a_folder_remote_are_removed_by_a_push() {
     );
 }
 
+/// A push copies its objects into packs and sends them without holding the index, so other
+/// commands are not kept waiting by a large push: with the push paused in the middle of its
+/// packing, `cairn log` gets the index at once (allowed no time at all to wait for it).
+#[test]
+fn push_packs_and_sends_without_holding_the_index() {
+    let a = Env::init();
+    make_inputs(&a, 5);
+    let run = commit_inputs(&a, "first");
+    let remote = Remote::folder(&a, "hold");
+    a.ok(&["remote", "add", "origin", &remote.url]);
+    let mut child = a
+        .cmd()
+        .env("FAILPOINTS", "push.write=1*sleep(4000)")
+        .args(["push", "-q", "origin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The push is packing once its temporary pack exists (it pauses at its first write).
+    let tmp = a.path(".cairn/tmp");
+    let packing = (0..2000).any(|_| {
+        let found = std::fs::read_dir(&tmp).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("push-")))
+        });
+        if !found {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        found
+    });
+    assert!(packing, "the push never started packing");
+    let log = a
+        .cmd()
+        .env("CAIRN_LOCK_TIMEOUT", "0")
+        .args(["log", "-n", "1"])
+        .output()
+        .unwrap();
+    let still_pushing = child.try_wait().unwrap().is_none();
+    assert!(
+        log.status.success(),
+        "log could not get the index while the push was packing: {}",
+        text(&log.stderr)
+    );
+    assert!(still_pushing, "the push ended before log ran");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "push: {}", text(&out.stderr));
+    let b = a.tmp.path().join("clone");
+    a.ok(&["clone", &remote.url, b.to_str().expect("utf-8 temp path")]);
+    let shown = a
+        .cmd_in(&b)
+        .args(["show", "--json", "main"])
+        .output()
+        .unwrap();
+    assert_eq!(parse_json(&text(&shown.stdout))["id"], run.as_str());
+}
+
 // ---- a server that ignores conditional writes ------------------------------------------------
 
 /// An S3 server that ignores `If-None-Match` and `If-Match` would let two pushes both move a
