@@ -93,20 +93,20 @@ pub fn plan(session: &Session, run: &Run, parts: Parts) -> Result<Vec<RestoreIte
 
 /// Restores `run` into `target`.
 pub fn checkout(
-    session: &Session,
+    session: Session<'_>,
     run: &Run,
     parts: Parts,
     target: &Path,
     force: bool,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
-    let items = plan(session, run, parts)?;
+    let items = plan(&session, run, parts)?;
     Ok(restore::restore(session, target, &items, force, progress)?)
 }
 
 /// Restores one file or tree of the run's namespace (`view::lookup`) to `dest`.
 pub fn restore_node(
-    session: &Session,
+    session: Session<'_>,
     kind: EntryKind,
     id: ObjectId,
     size: u64,
@@ -118,7 +118,7 @@ pub fn restore_node(
     let name = dest.file_name().map(PathBuf::from).unwrap_or_default();
     let mut items = Vec::new();
     if kind == EntryKind::Tree {
-        plan_tree(session, &id, &name, &mut items)?;
+        plan_tree(&session, &id, &name, &mut items)?;
     } else {
         items.push(RestoreItem {
             rel: name,
@@ -132,13 +132,13 @@ pub fn restore_node(
 
 /// Restores the contents of tree `id` directly into `target`.
 pub fn restore_tree_into(
-    session: &Session,
+    session: Session<'_>,
     id: ObjectId,
     target: &Path,
     force: bool,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     let mut items = Vec::new();
-    plan_tree(session, &id, Path::new(""), &mut items)?;
+    plan_tree(&session, &id, Path::new(""), &mut items)?;
     Ok(restore::restore(session, target, &items, force, progress)?)
 }

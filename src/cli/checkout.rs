@@ -52,7 +52,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             let progress = ctx.progress();
             let report = match node {
                 cairn::view::Node::Leaf { kind, id, size } => cairn::checkout::restore_node(
-                    &session,
+                    session,
                     kind,
                     id,
                     size,
@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                     &progress,
                 )?,
                 cairn::view::Node::Tree(id) => {
-                    cairn::checkout::restore_tree_into(&session, id, &target, a.force, &progress)?
+                    cairn::checkout::restore_tree_into(session, id, &target, a.force, &progress)?
                 }
                 _ => anyhow::bail!("{}: the registered path is not a file or folder", a.run),
             };
@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         artifacts: a.artifacts,
     };
     let progress = ctx.progress();
-    let report = cairn::checkout::checkout(&session, &run, parts, &target, a.force, &progress)?;
+    let report = cairn::checkout::checkout(session, &run, parts, &target, a.force, &progress)?;
     ctx.status(format!(
         "Restored run {} into {}: {} file(s) written ({}), {} unchanged",
         id.short(),

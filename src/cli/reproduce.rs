@@ -117,7 +117,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             artifacts: false,
         };
         let progress = ctx.progress();
-        cairn::checkout::checkout(&session, &run, parts, &dir, a.force, &progress)?;
+        cairn::checkout::checkout(session, &run, parts, &dir, a.force, &progress)?;
     }
     ctx.status(format!(
         "Restored the code and data of run {short} into {}",

@@ -17,9 +17,11 @@ use super::{io_err, Result, SnapshotError};
 use crate::hash::ObjectId;
 use crate::object::{EntryKind, Kind};
 use crate::progress::Progress;
+use crate::store::pack::Location;
 use crate::store::stat::split_path;
 use crate::store::StatFolder;
-use crate::store::{Session, StoreError};
+use crate::store::{read_verified, Session, StoreError};
+use std::sync::Arc;
 
 /// A writer that remembers whether a write to it failed.
 struct Failing<W> {
@@ -292,13 +294,19 @@ fn compare_existing(
 
 /// Restores `items` under `root`. Refuses, before writing anything, when a path would escape
 /// `root`, pass through a symbolic link, or overwrite something different without `force`.
+///
+/// The session is given up once everything is planned: where each file's pieces are stored is
+/// noted then (their packs opened, so a concurrent `gc` rewriting a pack does not matter), and
+/// the files are written without holding the index, so a long checkout keeps no other command
+/// waiting.
 pub fn restore(
-    session: &Session,
+    owned: Session<'_>,
     root: &Path,
     items: &[RestoreItem],
     force: bool,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
+    let session = &owned;
     // ---- plan ----
     let mut conflicts = Vec::new();
     let mut todo: Vec<(&RestoreItem, Option<PathBuf>)> = Vec::new();
@@ -377,8 +385,33 @@ pub fn restore(
         conflicts.dedup();
         return Err(SnapshotError::WouldOverwrite(conflicts));
     }
+    // Where the content of each file to write is stored, then the index is given up.
+    let mut pieces: HashMap<ObjectId, Vec<(ObjectId, Location)>> = HashMap::new();
+    let mut packs: HashMap<u64, Arc<std::fs::File>> = HashMap::new();
+    for (item, _) in &todo {
+        if !matches!(item.kind, EntryKind::File | EntryKind::Executable)
+            || pieces.contains_key(&item.id)
+        {
+            continue;
+        }
+        let plan = session.content_plan(&item.id)?;
+        for (piece, loc) in &plan {
+            if let std::collections::hash_map::Entry::Vacant(v) = packs.entry(loc.pack) {
+                let file = session
+                    .pack_file(loc.pack)
+                    .map_err(|e| StoreError::Corrupt {
+                        id: *piece,
+                        reason: format!("its pack cannot be opened: {e}"),
+                    })?;
+                v.insert(file);
+            }
+        }
+        pieces.insert(item.id, plan);
+    }
+    drop(stats);
+    drop(owned);
     // ---- write ----
-    let total: u64 = todo.iter().map(|(i, _)| i.size).filter(|_| true).sum();
+    let total: u64 = todo.iter().map(|(i, _)| i.size).sum();
     progress.begin("restoring", Some(total));
     std::fs::create_dir_all(root).map_err(io_err(root))?;
     let mut swept: HashSet<PathBuf> = HashSet::new();
@@ -411,16 +444,16 @@ pub fn restore(
                         inner: std::io::BufWriter::with_capacity(1 << 20, file),
                         failed: false,
                     };
-                    // A failed write (a full disk) is reported against the file being restored.
-                    session
-                        .write_file_content(&item.id, &mut out, &|n| progress.advance(n))
-                        .map_err(|e| match e {
-                            StoreError::Io { source, .. } if out.failed => SnapshotError::Io {
-                                path: path.clone(),
-                                source,
-                            },
-                            e => e.into(),
-                        })?;
+                    let plan = pieces.get(&item.id).map_or(&[][..], Vec::as_slice);
+                    for (piece, loc) in plan {
+                        let Some(pack) = packs.get(&loc.pack) else {
+                            return Err(StoreError::Missing(*piece).into());
+                        };
+                        let bytes = read_verified(pack, piece, loc)?;
+                        // A failed write (a full disk) is reported against the file.
+                        out.write_all(&bytes).map_err(io_err(&path))?;
+                        progress.advance(loc.raw_len);
+                    }
                     crate::fault::check("restore.write").map_err(io_err(&path))?;
                     out.inner.flush().map_err(io_err(&path))?;
                     let mode = if item.kind == EntryKind::Executable {

@@ -17,6 +17,7 @@ pub mod stat;
 mod writer;
 
 pub use codec::{Codec, CompressionPolicy};
+pub(crate) use db::read_verified;
 pub use db::{Batch, RefValue, Session};
 pub use pack::Location;
 pub use stat::{StatEntry, StatFolder};

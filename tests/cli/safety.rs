@@ -969,14 +969,13 @@ fn checkout_does_not_follow_a_symlink_at_its_temporary_name() {
         ..Default::default()
     };
     let result = cairn::checkout::checkout(
-        &session,
+        session,
         &run,
         parts,
         &s.target,
         false,
         &cairn::progress::NoProgress,
     );
-    drop(session);
     assert_eq!(
         snapshot_dir(&s.outside),
         outside_before,
@@ -1091,6 +1090,72 @@ fn log_and_show_work_while_a_large_commit_runs() {
         "no log/show completed while the commit was running"
     );
     assert_eq!(fsck_ok(&env, "after the big commit"), 0);
+}
+
+/// A checkout gives the index up once it has planned what to write, so a long checkout keeps
+/// no other command waiting: with the checkout paused in the middle of writing a file, `log`
+/// gets the index at once (allowed no time at all to wait for it) and a commit lands.
+#[test]
+fn checkout_writes_without_holding_the_index() {
+    let env = Env::init();
+    env.write("big/model.bin", xof(3, 3 << 20));
+    env.write("big/notes.txt", "n\n");
+    let run = env.commit(&["--data", "big", "-m", "big"]);
+    let out = env.path("out");
+    let mut child = env
+        .cmd()
+        .env("FAILPOINTS", "restore.write=1*sleep(4000)")
+        .args(["checkout", &run, "-o", "out"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Writing has begun once a temporary file exists in the target.
+    let writing = (0..2000).any(|_| {
+        let found = std::fs::read_dir(out.join("big")).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains("cairn-tmp")))
+        });
+        if !found {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        found
+    });
+    assert!(writing, "the checkout never started writing");
+    let log = env
+        .cmd()
+        .env("CAIRN_LOCK_TIMEOUT", "0")
+        .args(["log", "-n", "1"])
+        .output()
+        .unwrap();
+    env.write("small/a.txt", "a\n");
+    let during = env
+        .cmd()
+        .env("CAIRN_LOCK_TIMEOUT", "0")
+        .args(["commit", "-q", "--data", "small", "-m", "during"])
+        .output()
+        .unwrap();
+    let still_running = child.try_wait().unwrap().is_none();
+    assert!(
+        log.status.success(),
+        "log could not get the index during the checkout: {}",
+        text(&log.stderr)
+    );
+    assert!(
+        during.status.success(),
+        "a commit could not get the index during the checkout: {}",
+        text(&during.stderr)
+    );
+    assert!(
+        still_running,
+        "the checkout ended before log and commit ran"
+    );
+    let done = child.wait_with_output().unwrap();
+    assert!(done.status.success(), "checkout: {}", text(&done.stderr));
+    assert_eq!(
+        snapshot_dir(&out.join("big")),
+        snapshot_dir(&env.path("big"))
+    );
+    assert_eq!(fsck_ok(&env, "after the checkout"), 0);
 }
 
 #[test]
