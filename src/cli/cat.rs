@@ -54,8 +54,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         // Plan in the session, stream after it: a reader that is slow to consume (a pipe)
         // must not keep other cairn processes out of the repository.
         let plan = session.content_plan(&content)?;
+        let mut packs = std::collections::HashMap::new();
+        session.open_packs(&plan, &mut packs)?;
         drop(session);
-        repo.store().stream_content(&plan, &mut out)?;
+        cairn::store::write_pieces(&plan, &packs, &mut out, &|_| {})?;
     }
     out.flush()?;
     Ok(0)

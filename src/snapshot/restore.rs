@@ -20,7 +20,7 @@ use crate::progress::Progress;
 use crate::store::pack::Location;
 use crate::store::stat::split_path;
 use crate::store::StatFolder;
-use crate::store::{read_verified, Session, StoreError};
+use crate::store::{write_pieces, Session, StoreError};
 use std::sync::Arc;
 
 /// A writer that remembers whether a write to it failed.
@@ -395,17 +395,7 @@ pub fn restore(
             continue;
         }
         let plan = session.content_plan(&item.id)?;
-        for (piece, loc) in &plan {
-            if let std::collections::hash_map::Entry::Vacant(v) = packs.entry(loc.pack) {
-                let file = session
-                    .pack_file(loc.pack)
-                    .map_err(|e| StoreError::Corrupt {
-                        id: *piece,
-                        reason: format!("its pack cannot be opened: {e}"),
-                    })?;
-                v.insert(file);
-            }
-        }
+        session.open_packs(&plan, &mut packs)?;
         pieces.insert(item.id, plan);
     }
     drop(stats);
@@ -445,15 +435,16 @@ pub fn restore(
                         failed: false,
                     };
                     let plan = pieces.get(&item.id).map_or(&[][..], Vec::as_slice);
-                    for (piece, loc) in plan {
-                        let Some(pack) = packs.get(&loc.pack) else {
-                            return Err(StoreError::Missing(*piece).into());
-                        };
-                        let bytes = read_verified(pack, piece, loc)?;
-                        // A failed write (a full disk) is reported against the file.
-                        out.write_all(&bytes).map_err(io_err(&path))?;
-                        progress.advance(loc.raw_len);
-                    }
+                    // A failed write (a full disk) is reported against the file being restored.
+                    write_pieces(plan, &packs, &mut out, &|n| progress.advance(n)).map_err(
+                        |e| match e {
+                            StoreError::Io { source, .. } if out.failed => SnapshotError::Io {
+                                path: path.clone(),
+                                source,
+                            },
+                            e => e.into(),
+                        },
+                    )?;
                     crate::fault::check("restore.write").map_err(io_err(&path))?;
                     out.inner.flush().map_err(io_err(&path))?;
                     let mode = if item.kind == EntryKind::Executable {

@@ -116,6 +116,29 @@ pub(crate) fn read_verified(file: &File, id: &ObjectId, loc: &Location) -> Resul
     Ok(raw)
 }
 
+/// Writes the content planned by [`Session::content_plan`] to `out`, each piece read from its
+/// pack in `packs` (see [`Session::open_packs`]) and verified; needs no session. A failed write
+/// to `out` is reported as [`StoreError::Io`] on `<output>`.
+pub fn write_pieces(
+    plan: &[(ObjectId, Location)],
+    packs: &HashMap<u64, Arc<File>>,
+    out: &mut dyn std::io::Write,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    let mut n = 0;
+    for (piece, loc) in plan {
+        let pack = packs.get(&loc.pack).ok_or(StoreError::Missing(*piece))?;
+        let bytes = read_verified(pack, piece, loc)?;
+        out.write_all(&bytes).map_err(|source| StoreError::Io {
+            path: "<output>".into(),
+            source,
+        })?;
+        n += loc.raw_len;
+        progress(loc.raw_len);
+    }
+    Ok(n)
+}
+
 /// An open index: held exclusively by this process until dropped. Keep it short.
 pub struct Session<'s> {
     store: &'s Store,
@@ -336,6 +359,26 @@ impl<'s> Session<'s> {
             .collect()
     }
 
+    /// Opens the packs `plan` (from [`content_plan`](Self::content_plan)) reads from, adding
+    /// them to `packs`: with its packs open, a plan can be read after the session is given up,
+    /// even if a concurrent `gc` rewrites or removes those packs meanwhile.
+    pub fn open_packs(
+        &self,
+        plan: &[(ObjectId, Location)],
+        packs: &mut HashMap<u64, Arc<File>>,
+    ) -> Result<()> {
+        for (piece, loc) in plan {
+            if let std::collections::hash_map::Entry::Vacant(v) = packs.entry(loc.pack) {
+                let file = self.pack_file(loc.pack).map_err(|e| StoreError::Corrupt {
+                    id: *piece,
+                    reason: format!("its pack cannot be opened: {e}"),
+                })?;
+                v.insert(file);
+            }
+        }
+        Ok(())
+    }
+
     /// Reads object `id`: its kind and verified content.
     pub fn read(&self, id: &ObjectId) -> Result<(Kind, Vec<u8>)> {
         let loc = self.location(id)?.ok_or(StoreError::Missing(*id))?;
@@ -405,18 +448,11 @@ impl<'s> Session<'s> {
         out: &mut dyn std::io::Write,
         progress: &dyn Fn(u64),
     ) -> Result<u64> {
-        let mut n = 0;
-        // The same plan `cat` streams from after its session; here it is read in the session.
-        for (piece, loc) in self.content_plan(id)? {
-            let bytes = self.read_at(&piece, &loc)?;
-            out.write_all(&bytes).map_err(|source| StoreError::Io {
-                path: "<output>".into(),
-                source,
-            })?;
-            n += loc.raw_len;
-            progress(loc.raw_len);
-        }
-        Ok(n)
+        // The way `cat` and checkout read content after their session, here within it.
+        let plan = self.content_plan(id)?;
+        let mut packs = HashMap::new();
+        self.open_packs(&plan, &mut packs)?;
+        write_pieces(&plan, &packs, out, progress)
     }
 
     // ---- refs ----------------------------------------------------------------------------

@@ -17,8 +17,7 @@ pub mod stat;
 mod writer;
 
 pub use codec::{Codec, CompressionPolicy};
-pub(crate) use db::read_verified;
-pub use db::{Batch, RefValue, Session};
+pub use db::{write_pieces, Batch, RefValue, Session};
 pub use pack::Location;
 pub use stat::{StatEntry, StatFolder};
 pub use writer::ObjectWriter;
@@ -231,37 +230,6 @@ impl Store {
     /// A writer for new content (holds no lock until it publishes).
     pub fn writer(&self) -> ObjectWriter<'_> {
         ObjectWriter::new(self)
-    }
-
-    /// Streams file content planned by [`Session::content_plan`] into `out`, verifying every
-    /// piece, without holding the index: a slow reader never blocks other processes.
-    pub fn stream_content(
-        &self,
-        plan: &[(ObjectId, Location)],
-        out: &mut dyn std::io::Write,
-    ) -> Result<u64> {
-        let mut files: std::collections::HashMap<u64, std::fs::File> =
-            std::collections::HashMap::new();
-        let mut n = 0;
-        for (id, loc) in plan {
-            if let std::collections::hash_map::Entry::Vacant(v) = files.entry(loc.pack) {
-                let path = self.pack_path(loc.pack);
-                let mut f = std::fs::File::open(&path).map_err(io_err(&path))?;
-                pack::check_pack_header(&mut f)
-                    .map_err(|reason| StoreError::Corrupt { id: *id, reason })?;
-                v.insert(f);
-            }
-            let Some(file) = files.get(&loc.pack) else {
-                continue;
-            };
-            let bytes = db::read_verified(file, id, loc)?;
-            out.write_all(&bytes).map_err(|source| StoreError::Io {
-                path: "<output>".into(),
-                source,
-            })?;
-            n += bytes.len() as u64;
-        }
-        Ok(n)
     }
 
     /// The path of pack number `pack`.
