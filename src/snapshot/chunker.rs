@@ -514,8 +514,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(16))]
         #[test]
         fn chunks_concatenate_to_input(seed in any::<u64>(), len in 0usize..(1 << 20)) {
-            let mut x = seed | 1;
-            let data: Vec<u8> = (0..len).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
+            let data = noise(seed, len);
             let mut out = Vec::new();
             chunk_batches::<_, std::io::Error>(&data[..], |b| {
                 for c in b {
@@ -526,6 +525,19 @@ mod tests {
             }).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(out, data);
         }
+    }
+
+    /// `len` bytes of xorshift noise from `seed`.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
     }
 
     fn one_pass(data: &[u8]) -> Vec<usize> {
@@ -545,8 +557,7 @@ mod tests {
             runs in proptest::collection::vec((0usize..(3 << 20), 0usize..(600 << 10), any::<u8>()), 0..4),
             segment in prop_oneof![Just(0usize), 1usize..(1 << 20)],
         ) {
-            let mut x = seed | 1;
-            let mut data: Vec<u8> = (0..len).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
+            let mut data = noise(seed, len);
             for (at, n, b) in runs {
                 let at = at.min(data.len());
                 let end = (at + n).min(data.len());
@@ -567,8 +578,7 @@ mod tests {
             a in 0.0f64..1.0, b in 0.0f64..1.0, sa in 0.0f64..1.0, sb in 0.0f64..1.0,
             zeros in 0usize..(300 << 10),
         ) {
-            let mut x = seed | 1;
-            let mut data: Vec<u8> = (0..len).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
+            let mut data = noise(seed, len);
             let z = zeros.min(len / 2);
             data[len / 3..len / 3 + z].fill(0);
             let at = |f: f64| ((len as f64 * f) as usize).min(len - 1);
@@ -585,15 +595,7 @@ mod tests {
     /// same chunks, for sizes around the piece and block sizes.
     #[test]
     fn positioned_reads_give_the_chunks_of_sequential_ones() {
-        let mut x = 5u64;
-        let data: Vec<u8> = (0..(2 * BLOCK_BYTES + 3 * PIECE_BYTES + 777))
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = noise(5, 2 * BLOCK_BYTES + 3 * PIECE_BYTES + 777);
         let dir = tempfile::tempdir().unwrap();
         for len in [
             0,
@@ -637,15 +639,7 @@ mod tests {
 
     #[test]
     fn blocks_cut_like_the_whole_input() {
-        let mut x = 11u64;
-        let data: Vec<u8> = (0..(BLOCK_BYTES * 2 + 12345))
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = noise(11, BLOCK_BYTES * 2 + 12345);
         let whole: Vec<usize> =
             fastcdc::v2020::FastCDC::new(&data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
                 .map(|c| c.length)
@@ -661,15 +655,7 @@ mod tests {
 
     #[test]
     fn a_local_edit_keeps_most_chunks() {
-        let mut x = 7u64;
-        let data: Vec<u8> = (0..(4 << 20))
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = noise(7, 4 << 20);
         let mut edited = data.clone();
         for b in &mut edited[1 << 20..(1 << 20) + 1000] {
             *b ^= 0xff;

@@ -570,3 +570,17 @@ impl Remote {
         all
     }
 }
+
+/// Waits (up to about ten seconds) until `dir` holds a file whose name satisfies `wanted`;
+/// false if none appeared.
+pub fn wait_for_file(dir: &Path, wanted: impl Fn(&str) -> bool) -> bool {
+    (0..2000).any(|_| {
+        let found = std::fs::read_dir(dir).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| wanted(&e.file_name().to_string_lossy())))
+        });
+        if !found {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        found
+    })
+}

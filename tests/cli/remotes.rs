@@ -1622,16 +1622,7 @@ fn push_packs_and_sends_without_holding_the_index() {
         .spawn()
         .unwrap();
     // The push is packing once its temporary pack exists (it pauses at its first write).
-    let tmp = a.path(".cairn/tmp");
-    let packing = (0..2000).any(|_| {
-        let found = std::fs::read_dir(&tmp).is_ok_and(|mut d| {
-            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("push-")))
-        });
-        if !found {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        found
-    });
+    let packing = wait_for_file(&a.path(".cairn/tmp"), |n| n.starts_with("push-"));
     assert!(packing, "the push never started packing");
     let log = a
         .cmd()

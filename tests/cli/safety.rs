@@ -1111,15 +1111,7 @@ fn checkout_writes_without_holding_the_index() {
         .spawn()
         .unwrap();
     // Writing has begun once a temporary file exists in the target.
-    let writing = (0..2000).any(|_| {
-        let found = std::fs::read_dir(out.join("big")).is_ok_and(|mut d| {
-            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains("cairn-tmp")))
-        });
-        if !found {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        found
-    });
+    let writing = wait_for_file(&out.join("big"), |n| n.contains("cairn-tmp"));
     assert!(writing, "the checkout never started writing");
     let log = env
         .cmd()
