@@ -173,6 +173,7 @@ pub fn main() -> i32 {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    cairn::store::raise_open_file_limit();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -332,17 +332,41 @@ impl<'s> Session<'s> {
         Ok(f)
     }
 
+    /// The open pack object `id` is stored in: a missing or damaged pack makes the object
+    /// corrupt; any other failure to open it (too many open files, no permission, EIO) is not
+    /// damage, and says what it is.
+    fn pack_of(&self, id: &ObjectId, pack: u64) -> Result<Arc<File>> {
+        self.pack_file(pack).map_err(|e| match e {
+            StoreError::Io { path, source }
+                if !matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData
+                ) =>
+            {
+                StoreError::Unreadable {
+                    id: *id,
+                    source: std::io::Error::new(
+                        source.kind(),
+                        format!("{}: {source}", path.display()),
+                    ),
+                }
+            }
+            e => StoreError::Corrupt {
+                id: *id,
+                reason: format!("its pack cannot be opened: {e}"),
+            },
+        })
+    }
+
     /// Reads object `id` at a known location, verifying its hash.
     pub fn read_at(&self, id: &ObjectId, loc: &Location) -> Result<Vec<u8>> {
-        let file = self.pack_file(loc.pack).map_err(|e| StoreError::Corrupt {
-            id: *id,
-            reason: format!("its pack cannot be opened: {e}"),
-        })?;
+        let file = self.pack_of(id, loc.pack)?;
         read_verified(&file, id, loc)
     }
 
     /// Where the pieces of file content `id` (a blob or chunked file) are, in order, so they
-    /// can be streamed after the session ends ([`Store::stream_content`]).
+    /// can be read after the session ends (see [`open_packs`](Self::open_packs) and
+    /// [`write_pieces`]).
     pub fn content_plan(&self, id: &ObjectId) -> Result<Vec<(ObjectId, Location)>> {
         self.file_pieces(id)?
             .into_iter()
@@ -369,11 +393,7 @@ impl<'s> Session<'s> {
     ) -> Result<()> {
         for (piece, loc) in plan {
             if let std::collections::hash_map::Entry::Vacant(v) = packs.entry(loc.pack) {
-                let file = self.pack_file(loc.pack).map_err(|e| StoreError::Corrupt {
-                    id: *piece,
-                    reason: format!("its pack cannot be opened: {e}"),
-                })?;
-                v.insert(file);
+                v.insert(self.pack_of(piece, loc.pack)?);
             }
         }
         Ok(())

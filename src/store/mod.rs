@@ -238,6 +238,25 @@ impl Store {
     }
 }
 
+/// Raises this process's soft limit on open files to its hard limit (at most 2^20). Reading a
+/// run's content keeps each pack it comes from open, and a store of many runs can need more
+/// packs at once than the usual soft limit (1024). Failure is ignored: the reads then report
+/// what they could not open.
+pub fn raise_open_file_limit() {
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let want = lim.rlim_max.min(1 << 20);
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()

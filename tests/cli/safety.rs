@@ -1150,6 +1150,54 @@ fn checkout_writes_without_holding_the_index() {
     assert_eq!(fsck_ok(&env, "after the checkout"), 0);
 }
 
+/// Reading a run keeps each pack its content comes from open, and a store of many runs can
+/// need more of them at once than the usual soft limit on open files. cairn raises its soft
+/// limit to the hard one: with the soft limit at 64, a run whose files lie in 100 packs is
+/// checked out, checked by fsck and shown in a diff.
+#[test]
+fn content_in_more_packs_than_the_soft_open_file_limit() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::init();
+    for i in 0..100 {
+        env.write(&format!("d/f{i:03}.txt"), format!("file {i}\n"));
+        env.commit(&["--data", &format!("d/f{i:03}.txt"), "-m", &format!("f{i}")]);
+    }
+    let all = env.commit(&["--data", "d", "-m", "all"]);
+    let packs = std::fs::read_dir(env.path(".cairn/packs")).unwrap().count();
+    assert!(packs > 100, "only {packs} packs");
+    let limited = |args: &[&str]| {
+        let mut c = env.cmd();
+        c.args(args);
+        // SAFETY: only setrlimit runs between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                let mut lim: libc::rlimit = std::mem::zeroed();
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                lim.rlim_cur = 64;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                Ok(())
+            });
+        }
+        c.output().unwrap()
+    };
+    for args in [
+        vec!["checkout", all.as_str(), "-o", "out"],
+        vec!["fsck"],
+        vec!["diff", "HEAD~100", "HEAD"],
+    ] {
+        let out = limited(&args);
+        assert!(
+            out.status.success(),
+            "{args:?} with a soft limit of 64 open files: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        snapshot_dir(&env.path("out/d")),
+        snapshot_dir(&env.path("d"))
+    );
+}
+
 #[test]
 fn command_waits_while_another_process_holds_the_index() {
     let env = Env::init();
