@@ -4,36 +4,33 @@
 //! a few scattered regions shares all other chunks with the first. Files no larger than
 //! [`MAX_CHUNK`] are stored as one blob.
 
-use std::io::Read;
-
 /// Smallest chunk.
 pub const MIN_CHUNK: u32 = 16 * 1024;
 /// Target average chunk.
 pub const AVG_CHUNK: u32 = 64 * 1024;
 /// Largest chunk; also the largest file stored as a single blob.
 pub const MAX_CHUNK: u32 = 256 * 1024;
-/// How many bytes of chunks are handed to the caller at once (bounds memory).
-pub const BATCH_BYTES: usize = 32 << 20;
-
 /// How many bytes are read and cut at once.
 pub const BLOCK_BYTES: usize = 32 << 20;
 
 /// Size of the pieces of a block that are cut in parallel (see [`cut_points`]).
 pub const SEGMENT_BYTES: usize = 2 << 20;
 
-/// The end of the chunk that starts at `from` in `data` (the end of `data` when no cut point
-/// comes before it).
+/// The ends of the chunks FastCDC cuts from `start` on, the last one `data.len()`.
+fn cuts_from(data: &[u8], start: usize) -> impl Iterator<Item = usize> + '_ {
+    fastcdc::v2020::FastCDC::new(&data[start..], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+        .map(move |c| start + c.offset + c.length)
+}
+
+/// The end of the chunk that starts at `from` in `data`.
 fn next_end(data: &[u8], from: usize) -> usize {
-    fastcdc::v2020::FastCDC::new(&data[from..], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
-        .next()
-        .map_or(data.len(), |c| from + c.length)
+    cuts_from(data, from).next().unwrap_or(data.len())
 }
 
 /// Ends of the chunks cut from `start` on, up to and including the first end at or past `stop`.
 fn ends_from(data: &[u8], start: usize, stop: usize) -> Vec<usize> {
     let mut ends = Vec::new();
-    for c in fastcdc::v2020::FastCDC::new(&data[start..], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
-        let end = start + c.offset + c.length;
+    for end in cuts_from(data, start) {
         ends.push(end);
         if end >= stop {
             break;
@@ -245,23 +242,17 @@ pub fn cut_points(data: &[u8], segment: usize) -> Vec<usize> {
     let starts: Vec<usize> = (0..data.len()).step_by(segment).collect();
     let stop = |k: usize| starts.get(k + 1).copied().unwrap_or(data.len());
     // Pieces two by two, each pair cut on one core (see `cut_two`).
-    let pairs: Vec<(Vec<usize>, Option<Vec<usize>>)> = (0..starts.len())
-        .step_by(2)
-        .collect::<Vec<_>>()
+    let pairs: Vec<usize> = (0..starts.len()).step_by(2).collect();
+    let mut pieces: Vec<Vec<usize>> = pairs
         .into_par_iter()
-        .map(|k| match starts.get(k + 1) {
+        .flat_map_iter(|k| match starts.get(k + 1) {
             Some(&next) => {
                 let (a, b) = cut_two(data, (starts[k], stop(k)), (next, stop(k + 1)));
-                (a, Some(b))
+                vec![a, b]
             }
-            None => (ends_from(data, starts[k], stop(k)), None),
+            None => vec![ends_from(data, starts[k], stop(k))],
         })
         .collect();
-    let mut pieces: Vec<Vec<usize>> = Vec::with_capacity(starts.len());
-    for (a, b) in pairs {
-        pieces.push(a);
-        pieces.extend(b);
-    }
     let mut out = std::mem::take(&mut pieces[0]);
     for piece in &pieces[1..] {
         // `out` holds the true ends so far; its last one is at or past this piece's start.
@@ -313,15 +304,6 @@ pub trait Source: Send {
     /// Fills `buf` from the current position, wholly unless the input ends first; returns how
     /// many bytes it read.
     fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
-}
-
-/// Any reader, read in order.
-pub struct Sequential<R>(pub R);
-
-impl<R: Read + Send> Source for Sequential<R> {
-    fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        read_full(|b| self.0.read(b), buf)
-    }
 }
 
 /// A file read at several offsets at once (`pread` on all cores): reading from the page cache
@@ -396,15 +378,6 @@ fn read_full(
         }
     }
     Ok(filled)
-}
-
-/// Splits `reader` into chunks, handing them to `f` one [`Block`] of about [`BLOCK_BYTES`] at a
-/// time (see [`chunk_blocks_mapped`]).
-pub fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
-    reader: R,
-    mut f: impl FnMut(&Block) -> Result<(), E>,
-) -> Result<(), E> {
-    chunk_blocks_mapped(Sequential(reader), |_| (), |b, ()| f(b))
 }
 
 /// Splits what `source` reads into chunks, handing them to `f` one [`Block`] of about
@@ -497,18 +470,37 @@ pub fn chunk_blocks_mapped<S: Source, E: From<std::io::Error> + Send, P: Send>(
     })
 }
 
-/// Splits `reader` into owned chunks in batches (see [`chunk_blocks`]).
-pub fn chunk_batches<R: Read + Send, E: From<std::io::Error> + Send>(
-    reader: R,
-    mut f: impl FnMut(Vec<Vec<u8>>) -> Result<(), E>,
-) -> Result<(), E> {
-    chunk_blocks(reader, |b| f(b.slices().map(<[u8]>::to_vec).collect()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::io::Read;
+
+    /// Any reader, read in order.
+    struct Sequential<R>(pub R);
+
+    impl<R: Read + Send> Source for Sequential<R> {
+        fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            read_full(|b| self.0.read(b), buf)
+        }
+    }
+
+    /// Splits `reader` into chunks, handing them to `f` one [`Block`] of about [`BLOCK_BYTES`] at a
+    /// time (see [`chunk_blocks_mapped`]).
+    fn chunk_blocks<R: Read + Send, E: From<std::io::Error> + Send>(
+        reader: R,
+        mut f: impl FnMut(&Block) -> Result<(), E>,
+    ) -> Result<(), E> {
+        chunk_blocks_mapped(Sequential(reader), |_| (), |b, ()| f(b))
+    }
+
+    /// Splits `reader` into owned chunks in batches (see [`chunk_blocks`]).
+    fn chunk_batches<R: Read + Send, E: From<std::io::Error> + Send>(
+        reader: R,
+        mut f: impl FnMut(Vec<Vec<u8>>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        chunk_blocks(reader, |b| f(b.slices().map(<[u8]>::to_vec).collect()))
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(16))]

@@ -377,15 +377,8 @@ impl<'a, 's> Ingest<'a, 's> {
         let mut policy = writer.store().compression();
         let mut judged = policy.level == 0;
         // Chunks are hashed on the reading side, while the previous block is being written.
-        let hash = |block: &chunker::Block| -> Vec<ObjectId> {
-            block
-                .chunks
-                .par_iter()
-                .map(|r| crate::object::hash_object(Kind::Blob, &block.data[r.clone()]))
-                .collect()
-        };
         let source = chunker::Positioned::new(&file);
-        chunker::chunk_blocks_mapped::<_, SnapshotError, _>(source, hash, |block, ids| {
+        chunker::chunk_blocks_mapped::<_, SnapshotError, _>(source, chunk_ids, |block, ids| {
             let items: Vec<(Kind, &[u8])> = block.slices().map(|c| (Kind::Blob, c)).collect();
             let sizes: Vec<u64> = items.iter().map(|(_, c)| c.len() as u64).collect();
             let n: u64 = sizes.iter().sum();
@@ -395,7 +388,7 @@ impl<'a, 's> Ingest<'a, 's> {
                     policy.level = 0;
                 }
             }
-            let (got, _, _) = writer.put_batch_hashed(items, ids, None, policy)?;
+            let got = writer.put_batch_hashed(items, ids, None, policy)?;
             chunks.extend(
                 got.into_iter()
                     .zip(sizes)
@@ -414,6 +407,15 @@ impl<'a, 's> Ingest<'a, 's> {
         let manifest = ChunkedFile { chunks };
         Ok(self.writer.defer(Kind::Chunked, manifest.encode()))
     }
+}
+
+/// The ids of a block's chunks (as blobs), computed on all cores.
+fn chunk_ids(block: &chunker::Block) -> Vec<ObjectId> {
+    block
+        .chunks
+        .par_iter()
+        .map(|r| hash_object(Kind::Blob, &block.data[r.clone()]))
+        .collect()
 }
 
 /// Whether compressing `items` (of `total` bytes) with `policy` saves at least
@@ -543,20 +545,16 @@ pub fn hash_file(path: &Path) -> Result<ObjectId> {
     }
     let file = std::fs::File::open(path).map_err(io_err(path))?;
     let mut chunks = Vec::new();
-    chunker::chunk_batches::<_, std::io::Error>(
-        std::io::BufReader::with_capacity(1 << 20, file),
-        |batch| {
-            let refs: Vec<ChunkRef> = batch
-                .par_iter()
-                .map(|c| ChunkRef {
-                    id: hash_object(Kind::Blob, c),
-                    size: c.len() as u64,
-                })
-                .collect();
-            chunks.extend(refs);
-            Ok(())
-        },
-    )
+    let source = chunker::Positioned::new(&file);
+    chunker::chunk_blocks_mapped::<_, std::io::Error, _>(source, chunk_ids, |block, ids| {
+        let sizes = block.chunks.iter().map(|r| r.len() as u64);
+        chunks.extend(
+            ids.into_iter()
+                .zip(sizes)
+                .map(|(id, size)| ChunkRef { id, size }),
+        );
+        Ok(())
+    })
     .map_err(io_err(path))?;
     Ok(hash_object(Kind::Chunked, &ChunkedFile { chunks }.encode()))
 }

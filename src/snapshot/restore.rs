@@ -398,7 +398,6 @@ pub fn restore(
         session.open_packs(&plan, &mut packs)?;
         pieces.insert(item.id, plan);
     }
-    drop(stats);
     drop(owned);
     // ---- write ----
     let total: u64 = todo.iter().map(|(i, _)| i.size).sum();

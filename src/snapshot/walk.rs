@@ -4,8 +4,9 @@
 //! (gitignore syntax, matched by the `ignore` crate) — and, for code snapshots outside git,
 //! `.gitignore` too; a `.cairnignore` rule wins over a `.gitignore` one, and a deeper file over
 //! a shallower one. Inside a repository, the ignore files of the folders above the walked one,
-//! up to the repository root, apply as well. `.cairn/` and `.git/` are never entered at any depth. Symbolic links are
-//! recorded as links, never followed. Metadata is read relative to the open folder.
+//! up to the repository root, apply as well. `.cairn/` and `.git/` are never entered at any
+//! depth. Symbolic links are recorded as links, never followed. Metadata is read relative to the
+//! open folder.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -134,19 +135,19 @@ pub fn walk(
         };
     }
     let walker = Walker { git_ignores };
-    let mut inherited = Rules::default();
-    let inside = top.and_then(|t| root.strip_prefix(t).ok().map(|rel| (t, rel)));
-    if let Some((top, rel)) = inside.filter(|(_, rel)| !rel.as_os_str().is_empty()) {
-        let mut dir = top.to_path_buf();
-        inherited = walker.rules_for(&dir, &inherited)?;
-        let mut parts: Vec<_> = rel.components().collect();
-        parts.pop();
-        for part in parts {
-            dir.push(part);
-            inherited = walker.rules_for(&dir, &inherited)?;
-        }
+    // The folders from `top` down to the walked one's parent, shallowest first.
+    let above: Vec<&Path> = match top {
+        Some(top) if root.starts_with(top) => root
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| dir.starts_with(top))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut rules = Rules::default();
+    for dir in above.into_iter().rev().chain([root]) {
+        rules = walker.rules_for(dir, &rules)?;
     }
-    let rules = walker.rules_for(root, &inherited)?;
     let listing = walker.dir(root, Path::new(""), &rules)?;
     Ok((listing.entries, listing.skipped))
 }

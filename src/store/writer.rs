@@ -157,34 +157,23 @@ impl<'s> ObjectWriter<'s> {
         items: Vec<(Kind, B)>,
         session: Option<&Session>,
     ) -> Result<Vec<ObjectId>> {
-        let policy = self.store.compression();
-        Ok(self.put_batch_with(items, session, policy)?.0)
-    }
-
-    /// [`put_batch`](Self::put_batch) with an explicit compression policy; also returns the
-    /// raw and stored bytes of the objects it wrote, so callers can judge compression.
-    pub fn put_batch_with<B: AsRef<[u8]> + Send + Sync>(
-        &mut self,
-        items: Vec<(Kind, B)>,
-        session: Option<&Session>,
-        policy: CompressionPolicy,
-    ) -> Result<(Vec<ObjectId>, u64, u64)> {
         let ids: Vec<ObjectId> = items
             .par_iter()
             .map(|(kind, content)| hash_object(*kind, content.as_ref()))
             .collect();
+        let policy = self.store.compression();
         self.put_batch_hashed(items, ids, session, policy)
     }
 
-    /// [`put_batch_with`](Self::put_batch_with) for objects whose ids the caller has already
-    /// computed (`ids[i]` must be the id of `items[i]`).
+    /// [`put_batch`](Self::put_batch) for objects whose ids the caller has already computed
+    /// (`ids[i]` must be the id of `items[i]`), with an explicit compression policy.
     pub fn put_batch_hashed<B: AsRef<[u8]> + Send + Sync>(
         &mut self,
         items: Vec<(Kind, B)>,
         ids: Vec<ObjectId>,
         session: Option<&Session>,
         policy: CompressionPolicy,
-    ) -> Result<(Vec<ObjectId>, u64, u64)> {
+    ) -> Result<Vec<ObjectId>> {
         if ids.len() != items.len() {
             return Err(StoreError::Db(
                 "a batch's ids do not match its objects".into(),
@@ -241,14 +230,11 @@ impl<'s> ObjectWriter<'s> {
         } else {
             todo.into_par_iter().map(|t| encode(t, policy)).collect()
         };
-        let (mut raw_total, mut stored_total) = (0u64, 0u64);
         for (id, kind, content, codec, compressed) in encoded {
             let bytes: &[u8] = compressed.as_deref().unwrap_or(content);
-            raw_total += content.len() as u64;
-            stored_total += bytes.len() as u64;
             self.append(id, kind, content.len() as u64, codec, bytes)?;
         }
-        Ok((ids, raw_total, stored_total))
+        Ok(ids)
     }
 
     /// Appends a record received from elsewhere, already verified against its id by the
