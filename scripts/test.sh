@@ -26,8 +26,9 @@ export CAIRN_TEST_TOOLS="${CAIRN_TEST_TOOLS:-${HOME:-/tmp}/.cache/cairn-test}"
 TOOLS=$CAIRN_TEST_TOOLS
 say() { printf 'test.sh: %s\n' "$*" >&2; }
 
-skip=",${CAIRN_TEST_SKIP:-},"
-for g in ${CAIRN_TEST_SKIP//,/ }; do
+skip_list=${CAIRN_TEST_SKIP:-}
+skip=",$skip_list,"
+for g in ${skip_list//,/ }; do
   case " $GROUPS_KNOWN all " in
     *" $g "*) ;;
     *) say "CAIRN_TEST_SKIP names '$g', which is not a test group (known: $GROUPS_KNOWN)"; exit 2 ;;
