@@ -139,10 +139,11 @@ pub fn write_pieces(
     Ok(n)
 }
 
-/// An open index: held exclusively by this process until dropped. Keep it short.
+/// An open index: held exclusively by this process until the last session on it is dropped
+/// (sessions open at once in one process share the handle). Keep it short.
 pub struct Session<'s> {
     store: &'s Store,
-    db: sled::Db,
+    db: Arc<sled::Db>,
     files: Mutex<HashMap<u64, Arc<File>>>,
 }
 
@@ -206,20 +207,36 @@ impl<'s> Session<'s> {
         let mut told = false;
         let mut jitter: u64 = u64::from(std::process::id());
         loop {
+            // The process's handle, when a session of this process has it open; otherwise one
+            // attempt to open it, under the same guard so that threads do not race each other.
+            let mut shared = store.shared.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(db) = shared.upgrade() {
+                return Ok(Session {
+                    store,
+                    db,
+                    files: Mutex::new(HashMap::new()),
+                });
+            }
             clear_unfinished_snapshots(&store.index);
             let cfg = sled::Config::new()
                 .path(&store.index)
                 .cache_capacity(32 << 20)
                 .flush_every_ms(None);
-            match cfg.open() {
+            let err = match cfg.open() {
                 Ok(db) => {
+                    let db = Arc::new(db);
+                    *shared = Arc::downgrade(&db);
                     return Ok(Session {
                         store,
                         db,
                         files: Mutex::new(HashMap::new()),
-                    })
+                    });
                 }
-                Err(e) if is_lock_error(&e) => {
+                Err(e) => e,
+            };
+            drop(shared);
+            match err {
+                e if is_lock_error(&e) => {
                     let waited = start.elapsed();
                     if waited > store.lock_timeout {
                         return Err(StoreError::Busy(waited));
@@ -237,7 +254,7 @@ impl<'s> Session<'s> {
                     std::thread::sleep(delay + extra);
                     delay = (delay * 2).min(Duration::from_millis(25));
                 }
-                Err(sled::Error::Io(e))
+                sled::Error::Io(e)
                     if matches!(e.raw_os_error(), Some(libc::EROFS | libc::EACCES)) =>
                 {
                     return Err(StoreError::NotWritable {
@@ -245,7 +262,7 @@ impl<'s> Session<'s> {
                         source: e,
                     })
                 }
-                Err(e) => return Err(db_err(e)),
+                e => return Err(db_err(e)),
             }
         }
     }
@@ -685,5 +702,43 @@ impl Batch {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store in a fresh temporary folder that gives up waiting for the index after `wait`.
+    fn store(wait: Duration) -> (tempfile::TempDir, Store) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = Store::create(tmp.path()).unwrap();
+        store.set_lock_timeout(wait);
+        (tmp, store)
+    }
+
+    #[test]
+    fn sessions_of_one_process_share_the_index() {
+        let (tmp, store) = store(Duration::from_millis(300));
+        let outer = store.session().unwrap();
+        // A nested session used to wait for its own process until the timeout.
+        let inner = store.session().unwrap();
+        inner.set_format(1).unwrap();
+        assert_eq!(outer.format().unwrap(), 1);
+        // Threads share it too.
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| assert_eq!(store.session().unwrap().format().unwrap(), 1));
+            }
+        });
+        drop(outer);
+        // Another handle on the same folder (as another process would open it) waits while
+        // one session lives, and gets the index once the last one is dropped.
+        let mut other = Store::open(tmp.path()).unwrap();
+        other.set_lock_timeout(Duration::from_millis(200));
+        assert!(matches!(other.session(), Err(StoreError::Busy(_))));
+        drop(inner);
+        other.set_lock_timeout(Duration::from_secs(10));
+        assert_eq!(other.session().unwrap().format().unwrap(), 1);
     }
 }

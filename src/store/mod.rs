@@ -140,6 +140,10 @@ pub const STORE_FORMAT: u32 = 1;
 pub type WaitHook = Box<dyn Fn() + Send + Sync>;
 
 /// An opened store: paths and settings. Cheap; holds no lock.
+///
+/// The index is opened by [`Store::session`]. Sessions open at the same time in one process
+/// (nested, or on several threads of a server) share one handle, which closes — releasing the
+/// index to other processes — when the last of them is dropped.
 pub struct Store {
     dir: PathBuf,
     packs: PathBuf,
@@ -147,6 +151,7 @@ pub struct Store {
     compression: CompressionPolicy,
     lock_timeout: Duration,
     on_wait: Option<WaitHook>,
+    shared: std::sync::Mutex<std::sync::Weak<sled::Db>>,
 }
 
 impl Store {
@@ -181,6 +186,7 @@ impl Store {
             compression: CompressionPolicy::default(),
             lock_timeout: Duration::from_secs(600),
             on_wait: None,
+            shared: std::sync::Mutex::new(std::sync::Weak::new()),
         }
     }
 
