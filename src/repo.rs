@@ -13,6 +13,27 @@ use crate::store::{CompressionPolicy, RefValue, Store, WaitHook};
 /// The name of the repository folder.
 pub const DOT_DIR: &str = ".cairn";
 
+/// How to open a repository.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// How long a session waits for another process holding the index before failing with
+    /// [`crate::store::StoreError::Busy`]; `None` keeps the store's default (10 minutes).
+    pub lock_timeout: Option<std::time::Duration>,
+}
+
+impl OpenOptions {
+    /// The options the environment asks for: `CAIRN_LOCK_TIMEOUT` (seconds) sets the lock
+    /// timeout.
+    pub fn from_env() -> OpenOptions {
+        OpenOptions {
+            lock_timeout: std::env::var("CAIRN_LOCK_TIMEOUT")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(std::time::Duration::from_secs),
+        }
+    }
+}
+
 /// An opened repository.
 pub struct Repo {
     root: PathBuf,
@@ -57,8 +78,13 @@ impl Repo {
         Repo::open(&root)
     }
 
-    /// Opens the repository whose root is `root`.
+    /// Opens the repository whose root is `root`, with [`OpenOptions::from_env`].
     pub fn open(root: &Path) -> Result<Repo> {
+        Repo::open_with(root, &OpenOptions::from_env())
+    }
+
+    /// Opens the repository whose root is `root` with explicit options.
+    pub fn open_with(root: &Path, options: &OpenOptions) -> Result<Repo> {
         let dot = root.join(DOT_DIR);
         if !dot.is_dir() {
             return Err(Error::NotARepo(root.to_path_buf()));
@@ -69,11 +95,8 @@ impl Repo {
             level: config.core.compression_level,
             ..CompressionPolicy::default()
         });
-        if let Some(t) = std::env::var("CAIRN_LOCK_TIMEOUT")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            store.set_lock_timeout(std::time::Duration::from_secs(t));
+        if let Some(t) = options.lock_timeout {
+            store.set_lock_timeout(t);
         }
         Ok(Repo {
             root: root.to_path_buf(),
@@ -192,4 +215,30 @@ pub fn clean_path(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_with_sets_the_lock_timeout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let holder = Repo::init(tmp.path()).unwrap();
+        let held = holder.store().session().unwrap();
+        let quick = OpenOptions {
+            lock_timeout: Some(std::time::Duration::from_millis(100)),
+        };
+        let other = Repo::open_with(holder.root(), &quick).unwrap();
+        match other.store().session() {
+            // Under the default timeout it would have waited 10 minutes.
+            Err(crate::store::StoreError::Busy(waited)) => {
+                assert!(waited < std::time::Duration::from_secs(600), "{waited:?}")
+            }
+            Err(e) => panic!("expected Busy, got {e}"),
+            Ok(_) => panic!("a second handle opened the index while it was held"),
+        }
+        drop(held);
+        other.store().session().unwrap();
+    }
 }
