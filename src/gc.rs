@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::hash::ObjectId;
 use crate::object::Kind;
 use crate::refs;
-use crate::store::{pack, Batch, Location, Session, StatFolder, StoreError};
+use crate::store::{pack, Batch, Location, Session, StoreError};
 
 /// Options.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +94,7 @@ pub fn gc(session: &Session, opts: GcOptions) -> Result<GcReport> {
             continue;
         }
         let raw = session.read_at(&id, loc)?;
-        let children = crate::fsck::references(loc.kind, &raw)
+        let children = crate::object::references(loc.kind, &raw)
             .map_err(|reason| StoreError::Corrupt { id, reason })?;
         stack.extend(children.into_iter().map(|(c, _)| c));
     }
@@ -120,19 +120,19 @@ pub fn gc(session: &Session, opts: GcOptions) -> Result<GcReport> {
     }
     // Stat-cache entries naming removed content must go too; records that do not decode
     // (damaged, or of an older layout) are dropped.
-    for r in session.db().scan_prefix([b's']) {
-        let (k, v) = r.map_err(|e| StoreError::Db(e.to_string()))?;
-        match StatFolder::decode(&v) {
+    for r in session.stat_folders() {
+        let (dir, folder) = r?;
+        match folder {
             Some(mut f) => {
                 let before = f.len();
                 f.retain(|e| live.contains(&e.id));
                 if f.is_empty() {
-                    batch.remove_stat(&k[1..]);
+                    batch.remove_stat(&dir);
                 } else if f.len() != before {
-                    batch.put_stat_folder(&k[1..], &f);
+                    batch.put_stat_folder(&dir, &f);
                 }
             }
-            None => batch.remove_stat(&k[1..]),
+            None => batch.remove_stat(&dir),
         }
     }
     let mut to_delete = Vec::new();

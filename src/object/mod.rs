@@ -8,6 +8,7 @@
 mod chunked;
 mod model;
 mod note;
+mod references;
 mod run;
 mod tag;
 mod tree;
@@ -15,6 +16,7 @@ mod tree;
 pub use chunked::{ChunkRef, ChunkedFile};
 pub use model::ModelEvent;
 pub use note::Note;
+pub use references::references;
 pub use run::{ArtifactsRef, CodeState, DataRef, GitInfo, MetricSummary, Run, RUN_FORMAT};
 pub use tag::TagEvent;
 pub use tree::{validate_name, EntryKind, Tree, TreeEntry};

@@ -272,10 +272,6 @@ impl<'s> Session<'s> {
         self.store
     }
 
-    pub(crate) fn db(&self) -> &sled::Db {
-        &self.db
-    }
-
     pub(crate) fn format(&self) -> Result<u32> {
         match self.db.get(key(META, b"format")).map_err(db_err)? {
             None => Ok(0),
@@ -592,6 +588,15 @@ impl<'s> Session<'s> {
             .get(key(STAT, dir))
             .map_err(db_err)?
             .and_then(|v| StatFolder::decode(&v)))
+    }
+
+    /// Every stat-cache record: the folder key and its record, `None` for one that does not
+    /// decode (damaged, or of an older layout).
+    pub fn stat_folders(&self) -> impl Iterator<Item = Result<(Vec<u8>, Option<StatFolder>)>> + '_ {
+        self.db.scan_prefix([STAT]).map(|r| {
+            let (k, v) = r.map_err(db_err)?;
+            Ok((k[1..].to_vec(), StatFolder::decode(&v)))
+        })
     }
 
     /// A counter that gc increments whenever it removes objects. A writer that saw the same
