@@ -5,12 +5,22 @@
 //! [`store::Store`]: append-only pack files indexed by one sled database under `.cairn/`.
 //!
 //! Module map:
-//! - [`hash`]: object ids; [`object`]: blob, chunked file, tree, run, note and their encodings;
-//! - [`store`]: packs, the index database, compression, the writer;
+//! - [`hash`]: object ids; [`object`]: blob, chunked file, tree, run, note, model and tag events,
+//!   their encodings and the edges between them;
+//! - [`store`]: packs, the index database, compression, the writer; [`rebuild`]: the index
+//!   rebuilt from the packs;
 //! - [`snapshot`]: walking folders into trees, restoring trees to folders safely;
 //! - [`capture`]: git state, params and metrics files;
-//! - [`repo`], [`config`], [`refs`], [`revision`]: the repository, names and RUN syntax;
-//! - [`commit`], [`checkout`], [`view`], [`notes`], [`fsck`], [`gc`]: what commands do.
+//! - [`repo`], [`config`], [`project`]: the repository, its configuration and `cairn.toml`;
+//! - [`refs`], [`revision`], [`tags`], [`notes`], [`registry`]: names for runs, the RUN syntax,
+//!   annotations and the model registry;
+//! - [`commit`], [`run`]: recording a run, by hand or by wrapping a command;
+//! - [`view`], [`diff`], [`query`], [`summary`]: reading runs — their files, differences, the
+//!   query language and the query index it runs on;
+//! - [`checkout`], [`fsck`], [`gc`], [`remote`]: restoring, verifying, collecting and moving
+//!   runs between machines;
+//! - [`error`], [`progress`], [`fault`]: errors with hints, progress reports, fault injection
+//!   for the reliability tests.
 //!
 //! ```no_run
 //! use cairn::{commit::CommitRequest, progress::NoProgress, repo::Repo};
