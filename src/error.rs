@@ -122,7 +122,66 @@ pub enum Error {
     Remote(#[from] crate::remote::TransportError),
 }
 
+/// What kind of failure an error is, for callers that act on it rather than print it: a
+/// server maps kinds to HTTP statuses, a retry loop retries [`ErrorKind::Busy`] and
+/// [`ErrorKind::Conflict`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// What was named does not exist: a run, ref, path, object or repository.
+    NotFound,
+    /// The request is malformed: a bad argument, name, query or input file.
+    Invalid,
+    /// The state changed or already holds something else: a ref moved, a name exists, files
+    /// would be overwritten. Reading again and retrying may succeed.
+    Conflict,
+    /// The operation is refused in the current state (a safety rule, a precondition).
+    Refused,
+    /// Another process held the repository for too long.
+    Busy,
+    /// Stored data is damaged.
+    Corrupt,
+    /// Written by a newer cairn, or asks for something this build cannot do.
+    Unsupported,
+    /// A remote could not be reached or failed.
+    Remote,
+    /// The file system failed: a read or write error, no space, no permission.
+    Io,
+}
+
 impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotARepo(_)
+            | Error::UnknownRevision(_)
+            | Error::NoSuchAncestor(_)
+            | Error::NoSuchRef { .. }
+            | Error::NoSuchPath { .. }
+            | Error::EmptyBranch(_) => ErrorKind::NotFound,
+            Error::AmbiguousRevision { .. }
+            | Error::BadRefName { .. }
+            | Error::BadArgument { .. }
+            | Error::Config { .. }
+            | Error::Params(_)
+            | Error::Metrics(_)
+            | Error::Git(_) => ErrorKind::Invalid,
+            Error::AlreadyARepo(_) | Error::RefExists { .. } => ErrorKind::Conflict,
+            Error::Refused(_) => ErrorKind::Refused,
+            Error::UnsafeRemote { .. } => ErrorKind::Unsupported,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Snapshot(e) => match e {
+                SnapshotError::WouldOverwrite(_) => ErrorKind::Conflict,
+                SnapshotError::BadPath { .. } => ErrorKind::Invalid,
+                SnapshotError::Store(e) => store_kind(e),
+                SnapshotError::Io { .. } | SnapshotError::Walk(_) => ErrorKind::Io,
+            },
+            Error::Store(e) => store_kind(e),
+            Error::Remote(crate::remote::TransportError::Conflict { .. }) => ErrorKind::Conflict,
+            Error::Remote(_) => ErrorKind::Remote,
+        }
+    }
+
     /// A suggestion for the user, when one helps.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -142,6 +201,25 @@ impl Error {
             Error::Store(e) | Error::Snapshot(SnapshotError::Store(e)) => store_hint(e),
             _ => None,
         }
+    }
+}
+
+/// What kind of failure a store error is.
+pub fn store_kind(e: &StoreError) -> ErrorKind {
+    match e {
+        StoreError::Busy(_) => ErrorKind::Busy,
+        StoreError::Missing(_) => ErrorKind::NotFound,
+        StoreError::IndexDamaged
+        | StoreError::Corrupt { .. }
+        | StoreError::WrongKind { .. }
+        | StoreError::Decode { .. } => ErrorKind::Corrupt,
+        StoreError::RefMoved(_) | StoreError::Vanished(_) => ErrorKind::Conflict,
+        StoreError::NewerFormat { .. } => ErrorKind::Unsupported,
+        StoreError::Io { .. }
+        | StoreError::Db(_)
+        | StoreError::LowSpace { .. }
+        | StoreError::NotWritable { .. }
+        | StoreError::Unreadable { .. } => ErrorKind::Io,
     }
 }
 
@@ -167,5 +245,45 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> E
     move |source| Error::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_of_errors() {
+        let busy = Error::Store(StoreError::Busy(std::time::Duration::from_secs(1)));
+        let cases = [
+            (Error::UnknownRevision("x".into()), ErrorKind::NotFound),
+            (
+                Error::Store(StoreError::Missing(crate::ObjectId::from_bytes([0; 32]))),
+                ErrorKind::NotFound,
+            ),
+            (
+                Error::BadArgument {
+                    arg: "-n".into(),
+                    reason: "not a number".into(),
+                },
+                ErrorKind::Invalid,
+            ),
+            (
+                Error::Store(StoreError::RefMoved("refs/heads/main".into())),
+                ErrorKind::Conflict,
+            ),
+            (
+                Error::Snapshot(SnapshotError::WouldOverwrite(vec!["a".into()])),
+                ErrorKind::Conflict,
+            ),
+            (
+                Error::Snapshot(SnapshotError::Store(StoreError::IndexDamaged)),
+                ErrorKind::Corrupt,
+            ),
+            (busy, ErrorKind::Busy),
+        ];
+        for (e, kind) in cases {
+            assert_eq!(e.kind(), kind, "{e}");
+        }
     }
 }
