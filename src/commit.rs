@@ -253,6 +253,8 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
     // ---- store content (no lock held) -----------------------------------------------------
     let store = repo.store();
     let mut writer = store.writer();
+    // Memory must not grow with the size of the data: index content as it is written.
+    writer.index_early();
     let result = (|| -> Result<Prepared> {
         let mut ingest = Ingest::new(&mut writer, progress);
         let mut extra_blobs: Vec<Vec<u8>> = Vec::new();
@@ -459,6 +461,7 @@ pub fn store_code(
     let dir = resolve_input(cwd, code, "--code")?;
     let store = repo.store();
     let mut writer = store.writer();
+    writer.index_early();
     use crate::snapshot::ingest::StatUpdates;
     let result = (|| -> Result<(CodeState, StatUpdates)> {
         let mut ingest = Ingest::new(&mut writer, progress);

@@ -10,8 +10,9 @@ pub const MIN_CHUNK: u32 = 16 * 1024;
 pub const AVG_CHUNK: u32 = 64 * 1024;
 /// Largest chunk; also the largest file stored as a single blob.
 pub const MAX_CHUNK: u32 = 256 * 1024;
-/// How many bytes are read and cut at once.
-pub const BLOCK_BYTES: usize = 32 << 20;
+/// How many bytes are read and cut at once. Three such buffers go round while a large file is
+/// stored, the largest part of a commit's memory.
+pub const BLOCK_BYTES: usize = 16 << 20;
 
 /// Size of the pieces of a block that are cut in parallel (see [`cut_points`]).
 pub const SEGMENT_BYTES: usize = 2 << 20;

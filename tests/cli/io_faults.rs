@@ -477,3 +477,46 @@ fn cairn_run_does_not_start_when_its_record_cannot_be_written() {
     let runs = files_under(&env.work.join(".cairn/runs"));
     assert!(runs.is_empty(), "records left behind: {runs:?}");
 }
+
+/// A commit of more new objects than a writer keeps in memory indexes them in steps while it
+/// writes, then publishes the run. Whichever index update fails — an early step or the
+/// publication after one — the branch stays where it was and the store stays sound; what an
+/// early step indexed is unreachable, and gc removes it.
+#[test]
+fn commit_failing_after_indexing_early_leaves_the_store_sound() {
+    let env = Env::init();
+    // Over 2048 new objects: at least one early step before the publication.
+    for i in 0..2600 {
+        env.write(&format!("data/d{}/f{i}.txt", i % 20), format!("row {i}\n"));
+    }
+    let args = ["commit", "-m", "big", "--data", "data"];
+    let before = repo_state(&env, &env.work);
+    // Call 1 of index.apply is the first early step; call 2 comes after it succeeded.
+    for n in [1, 2] {
+        let out = run_failing(&env, &env.work, &args, "index.apply", n);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "index.apply #{n}: {err}");
+        assert!(err.contains("injected at index.apply"), "#{n}: {err}");
+        fsck_passes(&env, &env.work);
+        assert_eq!(
+            repo_state(&env, &env.work).branches,
+            before.branches,
+            "index.apply #{n}: the branch moved"
+        );
+    }
+    let report = fsck_report_in(&env, &env.work, "after the failed commits");
+    let unreachable = report["unreachable"].as_u64().expect("unreachable count");
+    assert!(
+        unreachable >= 2048,
+        "the early step's objects should be unreachable: {report}"
+    );
+    env.ok(&["gc", "--grace", "0"]);
+    let report = fsck_report_in(&env, &env.work, "after gc");
+    assert_eq!(report["unreachable"], 0, "{report}");
+    // Without faults the commit succeeds and its files read back.
+    let id = env.commit(&args[1..]);
+    let out = env.run(&["cat", &format!("{id}:data/data/d7/f7.txt")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, b"row 7\n");
+    fsck_passes(&env, &env.work);
+}
