@@ -90,16 +90,33 @@ pub fn select(
     Ok(out)
 }
 
-/// Filters, sorts and limits summaries.
+/// Filters, sorts and limits summaries. `label` names the filter in errors (`query` for
+/// `find`, `--where` for `compare`). A metric or param that no run in `summaries` has is an
+/// error, not an empty or unsorted answer.
 pub fn query(
     ids: Vec<ObjectId>,
     summaries: &HashMap<ObjectId, RunSummary>,
     filter: Option<&str>,
     order: Option<&str>,
     max: Option<usize>,
+    label: &str,
 ) -> anyhow::Result<Vec<RunSummary>> {
+    let known = cairn::query::Known::of(summaries.values());
     let filter = match filter {
-        Some(q) => Some(cairn::query::parse_filter(q).map_err(|e| query_error("--where", q, &e))?),
+        Some(q) => {
+            let f = cairn::query::parse_filter(q)
+                .and_then(|f| f.check_known(&known).map(|()| f))
+                .map_err(|e| query_error(label, q, &e))?;
+            Some(f)
+        }
+        None => None,
+    };
+    let keys = match order {
+        Some(o) => Some(
+            cairn::query::parse_order(o)
+                .and_then(|k| cairn::query::check_order_known(&k, &known).map(|()| k))
+                .map_err(|e| query_error("--order-by", o, &e))?,
+        ),
         None => None,
     };
     let mut rows: Vec<RunSummary> = ids
@@ -107,8 +124,7 @@ pub fn query(
         .filter_map(|id| summaries.get(id).cloned())
         .filter(|s| filter.as_ref().is_none_or(|f| f.matches(s)))
         .collect();
-    if let Some(o) = order {
-        let keys = cairn::query::parse_order(o).map_err(|e| query_error("--order-by", o, &e))?;
+    if let Some(keys) = keys {
         cairn::query::sort(&mut rows, &keys);
     }
     if let Some(n) = max {
@@ -117,10 +133,12 @@ pub fn query(
     Ok(rows)
 }
 
-/// A query error with a caret under the failing column.
-pub fn query_error(arg: &str, q: &str, e: &cairn::query::QueryError) -> anyhow::Error {
+/// A query error with a caret under the failing column: `LABEL at column N: message`.
+pub fn query_error(label: &str, q: &str, e: &cairn::query::QueryError) -> anyhow::Error {
     anyhow::anyhow!(
-        "{arg}: {e}\n  {q}\n  {}^",
+        "{label} at column {}: {}\n  {q}\n  {}^",
+        e.column,
+        e.message,
         " ".repeat(e.column.saturating_sub(1))
     )
 }
@@ -181,6 +199,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         a.filter.as_deref(),
         a.order_by.as_deref(),
         a.max,
+        "--where",
     )?;
     drop(session);
     if a.json {

@@ -1714,7 +1714,7 @@ fn find_malformed_queries_name_the_column() {
     env.commit(&["-m", "x", "--param", "a=1"]);
     for (q, col) in [
         ("metrics.acc >", 14),
-        ("metrics.acc > 1 or params.a = 1", 17),
+        ("metrics.acc > 1 or", 19),
         ("foo.acc > 1", 1),
         ("metrics.acc ~ 1", 13),
         ("metrics.acc > 1 and", 20),
@@ -1740,8 +1740,6 @@ fn find_malformed_queries_name_the_column() {
         );
         assert!(env.run(&["find", q]).stdout.is_empty(), "{q}");
     }
-    let err = env.fails(&["find", "metrics.acc > 1 or params.a = 1"]);
-    assert!(err.contains("OR is not supported"), "{err}");
     let err = env.fails(&["find", "", "--order-by", "metrics.acc DESC,"]);
     assert!(err.contains("column"), "{err}");
 }
@@ -1778,4 +1776,166 @@ fn reindex_keeps_results() {
     // Quiet reindex prints nothing; a second one is as good as the first.
     assert_eq!(s.env.ok(&["-q", "reindex"]), "");
     assert_eq!(s.find(queries[1]), before[1]);
+}
+
+#[test]
+fn find_quoted_values_compare_as_text_and_numbers_numerically() {
+    let env = Env::init();
+    let v110 = env.commit(&[
+        "-m",
+        "a",
+        "-p",
+        "dataset_version='1.10'",
+        "-p",
+        "epochs=abc",
+    ]);
+    let v11 = env.commit(&["-m", "b", "-p", "dataset_version='1.1'", "-p", "epochs=40"]);
+    let set = |q: &str| -> BTreeSet<String> { find_ids(&env, &["find", q]).into_iter().collect() };
+    let one = |id: &String| BTreeSet::from([id.clone()]);
+    let both = BTreeSet::from([v110.clone(), v11.clone()]);
+    // Quoted: text, so '1.1' is not '1.10'.
+    assert_eq!(set("params.dataset_version = '1.1'"), one(&v11));
+    assert_eq!(set("params.dataset_version = '1.10'"), one(&v110));
+    assert_eq!(set("params.dataset_version != '1.1'"), one(&v110));
+    assert_eq!(set("params.dataset_version IN ('1.10', '2')"), one(&v110));
+    // Unquoted: a number, so 1.1 and 1.10 are equal.
+    assert_eq!(set("params.dataset_version = 1.1"), both);
+    // A value that is not a number never orders against one.
+    assert_eq!(set("params.epochs > 30"), one(&v11));
+    assert_eq!(set("params.epochs <= 30"), BTreeSet::new());
+    assert_eq!(
+        set("params.epochs = 30 or params.epochs < 30"),
+        BTreeSet::new()
+    );
+    assert_eq!(set("params.epochs != 30"), both);
+    assert_eq!(set("params.epochs = 'abc'"), one(&v110));
+    // The same parser behind compare --where.
+    let out = env.ok(&[
+        "compare",
+        "--where",
+        "params.dataset_version = '1.1'",
+        "--csv",
+    ]);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].starts_with(&v11[..12]), "{out}");
+}
+
+#[test]
+fn find_and_compare_where_take_or_not_parentheses_and_in() {
+    let s = sweep();
+    let other: BTreeSet<String> = s.other.iter().cloned().collect();
+    let with_other = |mut x: BTreeSet<String>| {
+        x.extend(other.iter().cloned());
+        x
+    };
+    let cases: Vec<(&str, BTreeSet<String>)> = vec![
+        (
+            "metrics.acc > 0.69 or params.lr = 0.01",
+            s.main_ids(|r| r.acc > 0.69 || r.lr == 0.01),
+        ),
+        // AND binds tighter: a or (b and c).
+        (
+            "params.optimizer = 'rmsprop' or params.lr = 0.1 and params.seed = 2",
+            with_other(s.main_ids(|r| r.lr == 0.1 && r.seed == 2)),
+        ),
+        (
+            "(params.optimizer = 'rmsprop' or params.lr = 0.1) and params.seed = 2",
+            s.main_ids(|r| r.lr == 0.1 && r.seed == 2),
+        ),
+        (
+            "params.lr = 0.1 and params.seed = 2 or params.optimizer = 'rmsprop'",
+            with_other(s.main_ids(|r| r.lr == 0.1 && r.seed == 2)),
+        ),
+        (
+            "not params.optimizer = 'adam' and tags.team = 'vision'",
+            s.main_ids(|r| r.optimizer == "sgd"),
+        ),
+        (
+            "NOT (params.optimizer = 'adam' OR tags.team = 'nlp')",
+            s.main_ids(|r| r.optimizer == "sgd"),
+        ),
+        (
+            "params.lr IN (0.1, 0.001) and not params.optimizer NOT IN ('sgd')",
+            s.main_ids(|r| (r.lr == 0.1 || r.lr == 0.001) && r.optimizer == "sgd"),
+        ),
+        (
+            "((metrics.acc > 0.705)) or (tags.team = 'nlp' and params.seed = 4)",
+            [s.main[7].id.clone(), s.other[1].clone()]
+                .into_iter()
+                .collect(),
+        ),
+    ];
+    for (q, expected) in &cases {
+        assert!(!expected.is_empty(), "{q}");
+        assert_eq!(&s.find_set(q), expected, "find {q}");
+        let out = s.env.ok(&["compare", "--all", "--where", q, "--csv"]);
+        let got: BTreeSet<String> = out.lines().skip(1).map(|l| l[..12].to_string()).collect();
+        let want: BTreeSet<String> = expected.iter().map(|id| id[..12].to_string()).collect();
+        assert_eq!(got, want, "compare --where {q}");
+    }
+    // Errors point at the column, for both commands.
+    for (q, col) in [
+        ("metrics.acc > 0.6 or (params.lr = 0.1", 38),
+        ("metrics.acc > 0.6 or params.lr = 0.1)", 37),
+        ("not or metrics.acc > 0.6", 5),
+        ("params.lr IN (0.1,)", 19),
+    ] {
+        for args in [vec!["find", q], vec!["compare", "--where", q]] {
+            let err = s.env.fails(&args);
+            assert!(err.contains(&format!("column {col}:")), "{q}: {err}");
+            let caret = format!("  {}^", " ".repeat(col - 1));
+            assert!(err.lines().any(|l| l == caret), "{q}: {err}");
+        }
+    }
+}
+
+#[test]
+fn query_errors_say_query_once_and_suggest_quotes_for_a_bare_word() {
+    let s = sweep();
+    let err = s.env.fails(&["find", "metrics.acc > high"]);
+    assert_eq!(err.matches("query").count(), 1, "{err}");
+    assert!(err.starts_with("error: query at column 15: "), "{err}");
+    assert!(err.contains("'high'") && err.contains("quote"), "{err}");
+    let err = s
+        .env
+        .fails(&["compare", "--where", "params.optimizer = adam"]);
+    assert!(
+        err.contains("--where") && err.contains("column 20"),
+        "{err}"
+    );
+    assert!(err.contains("'adam'"), "{err}");
+    // Metrics are numbers: a quoted one is refused, not compared as text.
+    let err = s.env.fails(&["find", "metrics.acc > '0.9'"]);
+    assert!(err.contains("column 15") && err.contains("number"), "{err}");
+}
+
+#[test]
+fn filter_or_order_on_a_name_no_run_has_is_an_error_with_a_suggestion() {
+    let s = sweep();
+    let err = s.env.fails(&["find", "metrics.accuracy > 0.5"]);
+    assert!(
+        err.contains("column 1:") && err.contains("accuracy"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean metrics.acc?"), "{err}");
+    let err = s
+        .env
+        .fails(&["compare", "--where", "params.optimiser = 'adam'"]);
+    assert!(err.contains("did you mean params.optimizer?"), "{err}");
+    let err = s
+        .env
+        .fails(&["compare", "--order-by", "metrics.acc DESC, metrics.los"]);
+    assert!(err.contains("--order-by at column 19:"), "{err}");
+    assert!(err.contains("did you mean metrics.loss?"), "{err}");
+    let err = s.env.fails(&["find", "", "--order-by", "params.zzzzzz"]);
+    assert!(
+        err.contains("zzzzzz") && err.contains("params recorded"),
+        "{err}"
+    );
+    // A name some run has is fine even when no selected run matches; tags are free.
+    assert!(s.find("metrics.eval.top1 > 5").is_empty());
+    assert!(s.find("tags.owner = 'ada'").is_empty());
+    let out = s.env.ok(&["compare", "--where", "metrics.eval.top1 > 0"]);
+    assert!(out.trim().is_empty(), "{out}");
 }
