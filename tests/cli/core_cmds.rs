@@ -1894,3 +1894,50 @@ fn large_files_are_compressed_only_when_it_pays() {
     env.ok(&["checkout", &first, "--artifacts", "-o", "out1"]);
     assert!(std::fs::read(env.path("out1/metrics.log")).unwrap() == text);
 }
+
+#[test]
+fn author_comes_from_cairn_then_the_projects_git_config_then_the_global_one() {
+    let env = Env::init();
+    let author = |env: &Env| {
+        let id = env.commit(&["-m", "x"]);
+        show_json(env, &id)["run"]["author"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // The global git configuration alone.
+    std::fs::write(
+        env.home.join(".gitconfig"),
+        "[user]\n\tname = Global Person\n\temail = global@example.com\n",
+    )
+    .unwrap();
+    assert_eq!(author(&env), "Global Person <global@example.com>");
+    // The project's git configuration wins over the global one, key by key.
+    env.git(&["init", "-q"]);
+    env.git(&["config", "user.name", "Project Person"]);
+    assert_eq!(author(&env), "Project Person <global@example.com>");
+    env.git(&["config", "user.email", "project@example.com"]);
+    assert_eq!(author(&env), "Project Person <project@example.com>");
+    // From a subfolder too.
+    std::fs::create_dir_all(env.path("sub")).unwrap();
+    let out = env
+        .cmd_in(&env.path("sub"))
+        .args(["commit", "-q", "-m", "sub"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let id = stdout_of(&out).trim().to_string();
+    assert_eq!(
+        show_json(&env, &id)["run"]["author"],
+        "Project Person <project@example.com>"
+    );
+    // cairn's own setting wins over both.
+    let cfg = env.path(".cairn/config");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("# name = \"Ada Lovelace\"", "name = \"Ada\""),
+    )
+    .unwrap();
+    assert_eq!(author(&env), "Ada <project@example.com>");
+}
