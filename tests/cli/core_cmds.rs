@@ -1941,3 +1941,81 @@ fn author_comes_from_cairn_then_the_projects_git_config_then_the_global_one() {
     .unwrap();
     assert_eq!(author(&env), "Ada <project@example.com>");
 }
+
+/// A 20-step `train_loss` series as JSON Lines, last point 0.52 at step 19.
+fn loss_series() -> String {
+    (0..20)
+        .map(|i| {
+            let v = if i == 19 { 0.52 } else { 2.0 - 0.05 * i as f64 };
+            format!("{{\"step\": {i}, \"train_loss\": {v}}}\n")
+        })
+        .collect()
+}
+
+#[test]
+fn commit_keeps_a_series_when_a_metrics_file_reports_the_same_name() {
+    let env = Env::init();
+    env.write("a.jsonl", loss_series());
+    env.write("b.json", r#"{"train_loss": 0.4918, "acc": 0.9}"#);
+    env.write("same.json", r#"{"train_loss": 0.52}"#);
+    for order in [["a.jsonl", "b.json"], ["b.json", "a.jsonl"]] {
+        let id = env.commit(&["-m", "x", "--metrics", order[0], "--metrics", order[1]]);
+        let run = show_json(&env, &id)["run"].clone();
+        let loss = &run["metrics"]["train_loss"];
+        assert_eq!(loss["count"], 20, "{order:?}: {loss}");
+        assert_eq!(loss["last"], json!(0.52), "{order:?}: {loss}");
+        assert_eq!(loss["last_step"], 19, "{order:?}: {loss}");
+        assert!(loss["series"].is_string(), "{order:?}: {loss}");
+        assert_eq!(loss["final"], json!(0.4918), "{order:?}: {loss}");
+        assert_eq!(run["metrics"]["acc"]["last"], json!(0.9));
+        assert!(run["metrics"]["acc"].get("final").is_none(), "{run}");
+        let text = env.ok(&["show", &id]);
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("train_loss"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains("20 steps"), "{line}");
+        assert!(
+            line.contains("final value") && line.contains("0.4918"),
+            "{line}"
+        );
+    }
+    // A final value equal to the last point is not recorded twice.
+    let id = env.commit(&["-m", "x", "--metrics", "a.jsonl", "--metrics", "same.json"]);
+    let loss = &show_json(&env, &id)["run"]["metrics"]["train_loss"];
+    assert_eq!(loss["count"], 20, "{loss}");
+    assert!(loss.get("final").is_none(), "{loss}");
+    assert!(!env.ok(&["show", &id]).contains("final value"));
+}
+
+#[test]
+fn run_keeps_live_series_beside_a_project_metrics_file_of_the_same_name() {
+    let env = Env::init();
+    env.write("cairn.toml", "[run]\nmetrics = [\"metrics.json\"]\n");
+    let script = r#"
+for i in 1 2 3 4 5; do
+  echo "{\"step\": $i, \"train_loss\": 0.$((9 - i))}" >> "$CAIRN_METRICS"
+done
+echo '{"train_loss": 0.4918}' > metrics.json
+"#;
+    env.write("train.sh", script);
+    let out = env.run(&["run", "--", "sh", "train.sh"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let loss = show_json(&env, "HEAD")["run"]["metrics"]["train_loss"].clone();
+    assert_eq!(loss["count"], 5, "{loss}");
+    assert_eq!(loss["last"], json!(0.4), "{loss}");
+    assert_eq!(loss["final"], json!(0.4918), "{loss}");
+    assert!(env.ok(&["show"]).contains("final value"));
+}
+
+#[test]
+fn init_template_does_not_suggest_a_metrics_file_colliding_with_live_metrics() {
+    let env = Env::init();
+    let text = std::fs::read_to_string(env.path("cairn.toml")).unwrap();
+    let example = text
+        .lines()
+        .find(|l| l.trim_start_matches(['#', ' ']).starts_with("metrics ="))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(!example.contains("metrics.json"), "{example}");
+    assert!(text.contains("$CAIRN_METRICS"), "{text}");
+}
