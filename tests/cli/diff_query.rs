@@ -866,17 +866,52 @@ fn env_section_appears_only_when_something_differs() {
 }
 
 #[test]
-fn stat_counts_params_instead_of_listing_them() {
+fn stat_keeps_params_and_metrics_in_full_and_counts_files() {
     let env = Env::init();
-    let a = env.commit(&["--param", "a=1", "--param", "b=2"]);
-    let b = env.commit(&["--param", "a=5", "--param", "c=3"]);
-    let stat = diff_text(&env, &a, &b, &["--params", "--stat"]);
+    env.write("art/x.txt", "1");
+    env.write("m.json", r#"{"acc": 0.5, "loss": 1.0}"#);
+    let a = env.commit(&[
+        "--param",
+        "a=1",
+        "--param",
+        "b=2",
+        "--artifact",
+        "art",
+        "--metrics",
+        "m.json",
+    ]);
+    env.write("art/x.txt", "2");
+    env.write("art/y.txt", "3");
+    env.write("m.json", r#"{"acc": 0.75, "loss": 1.0}"#);
+    let b = env.commit(&[
+        "--param",
+        "a=5",
+        "--param",
+        "c=3",
+        "--artifact",
+        "art",
+        "--metrics",
+        "m.json",
+    ]);
+    let stat = diff_text(&env, &a, &b, &["--stat"]);
+    let full = diff_text(&env, &a, &b, &[]);
     assert!(has_line(&stat, "Params"), "{stat}");
+    for line in full.lines().skip_while(|l| l.trim() != "Params").take(4) {
+        assert!(stat.lines().any(|l| l == line), "{line:?} missing:\n{stat}");
+    }
     assert!(
-        stat.contains("1 added, 1 removed, 1 modified"),
-        "--stat (\"only counts of changes per section\") lists params instead of counting them:\n{stat}"
+        stat.contains("1 -> 5") && !stat.contains("1 added, 1 removed, 1 modified"),
+        "{stat}"
     );
-    assert!(!stat.contains("1 -> 5"), "{stat}");
+    let acc = |t: &str| {
+        t.lines()
+            .find(|l| l.trim_start().starts_with("acc"))
+            .map(str::to_string)
+    };
+    assert!(acc(&stat).is_some() && acc(&stat) == acc(&full), "{stat}");
+    // Files are still counted, not listed.
+    assert!(stat.contains("1 added, 0 removed, 1 modified"), "{stat}");
+    assert!(!stat.contains("y.txt"), "{stat}");
 }
 
 #[test]
