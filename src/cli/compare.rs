@@ -19,7 +19,7 @@ pub struct Args {
     /// The history of this branch.
     #[arg(long, conflicts_with = "all")]
     pub branch: Option<String>,
-    /// Every run in the repository.
+    /// Every run in the repository (with branch and status columns).
     #[arg(long)]
     pub all: bool,
     /// Param columns to show (comma-separated); default: those that vary.
@@ -143,6 +143,33 @@ pub fn query_error(label: &str, q: &str, e: &cairn::query::QueryError) -> anyhow
     )
 }
 
+/// The width to fit the table in: `$COLUMNS` when set, else the terminal's (asked of stdout,
+/// then stderr, so that `compare | less` still fits the screen), else 80.
+fn table_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        let mut ws = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ only writes a `winsize` into `ws`, which outlives the call; on a
+        // descriptor that is not a terminal it fails with ENOTTY and writes nothing.
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+        if rc == 0 && ws.ws_col > 0 {
+            return usize::from(ws.ws_col);
+        }
+    }
+    80
+}
+
 /// A value at full precision, for CSV.
 fn raw_cell(l: Option<Literal>) -> String {
     match l {
@@ -235,6 +262,19 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             .map(|r| r.id[..12.min(r.id.len())].to_string())
             .collect(),
     ));
+    if a.all {
+        // Runs of every branch, failed ones among them: say which is which.
+        columns.push((
+            "branch".into(),
+            rows.iter()
+                .map(|r| r.branch.clone().unwrap_or_default())
+                .collect(),
+        ));
+        columns.push((
+            "status".into(),
+            rows.iter().map(|r| r.status.clone()).collect(),
+        ));
+    }
     for p in &params {
         columns.push((
             p.name.clone(),
@@ -316,10 +356,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             *c = "-".into();
         }
     }
-    let width: usize = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(80);
+    let width = table_width();
     let mut shown: Vec<(&String, &Vec<String>, usize)> = Vec::new();
     let mut used = 0;
     for (h, cells) in &columns {

@@ -1974,3 +1974,63 @@ fn filter_or_order_on_a_name_no_run_has_is_an_error_with_a_suggestion() {
     let out = s.env.ok(&["compare", "--where", "metrics.eval.top1 > 0"]);
     assert!(out.trim().is_empty(), "{out}");
 }
+
+#[test]
+fn compare_fits_the_terminal_when_columns_is_not_set() {
+    let env = Env::init();
+    for k in 0..3 {
+        let mut args: Vec<String> = vec!["-m".into(), format!("r{k}")];
+        for p in 0..10 {
+            args.push("--param".into());
+            args.push(format!("a_rather_long_parameter_name_{p}=value-{k}-{p}"));
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.commit(&refs);
+    }
+    let width = |text: &str| text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let (code, wide) = env.run_in_terminal(&["compare"], 200);
+    assert_eq!(code, Some(0), "{wide}");
+    assert!(width(&wide) > 80 && width(&wide) <= 200, "{wide}");
+    let (code, narrow) = env.run_in_terminal(&["compare"], 60);
+    assert_eq!(code, Some(0), "{narrow}");
+    assert!(width(&narrow) <= 60 && width(&narrow) > 0, "{narrow}");
+    // COLUMNS, when set, still decides; a pipe without it gets 80.
+    let out = env
+        .cmd()
+        .args(["compare"])
+        .env("COLUMNS", "120")
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert!(width(&text) > 80 && width(&text) <= 120, "{text}");
+    assert!(width(&env.ok(&["compare"])) <= 80);
+}
+
+#[test]
+fn compare_all_shows_branch_and_status() {
+    let env = Env::init();
+    env.commit(&["-m", "ok", "--param", "lr=0.1"]);
+    env.ok(&["branch", "exp"]);
+    env.write("fail.sh", "exit 3\n");
+    let out = env.run(&["run", "-b", "exp", "-p", "lr=0.2", "--", "sh", "fail.sh"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    let out = env.ok(&["compare", "--all"]);
+    let t = table(&out);
+    assert_eq!(t[0][..3], ["run", "branch", "status"], "{out}");
+    let mut rows: Vec<(String, String)> = t[1..]
+        .iter()
+        .map(|r| (r[1].clone(), r[2].clone()))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("exp".to_string(), "failed".to_string()),
+            ("main".to_string(), "completed".to_string())
+        ],
+        "{out}"
+    );
+    // Without --all, the table is as before.
+    assert_eq!(table(&env.ok(&["compare"]))[0][0], "run");
+    assert!(!env.ok(&["compare"]).contains("status"));
+}
