@@ -2019,3 +2019,64 @@ fn init_template_does_not_suggest_a_metrics_file_colliding_with_live_metrics() {
     assert!(!example.contains("metrics.json"), "{example}");
     assert!(text.contains("$CAIRN_METRICS"), "{text}");
 }
+
+#[test]
+fn log_scopes_to_a_branch_takes_ranges_all_and_oneline() {
+    let env = Env::init();
+    let r1 = env.commit(&["-m", "r1"]);
+    let r2 = env.commit(&["-m", "r2"]);
+    env.ok(&["branch", "exp"]);
+    let e1 = env.commit(&["-m", "e1", "-b", "exp"]);
+    let e2 = env.commit(&["-m", "e2", "-b", "exp"]);
+    let m3 = env.commit(&["-m", "m3"]);
+    // The first word of each line, matched to the full ids.
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["log"];
+        all.extend_from_slice(args);
+        env.ok(&all)
+            .lines()
+            .map(|l| {
+                let short = l.split_whitespace().next().unwrap_or_default();
+                [&r1, &r2, &e1, &e2, &m3]
+                    .into_iter()
+                    .find(|id| id.starts_with(short) && !short.is_empty())
+                    .unwrap_or_else(|| panic!("{l:?}"))
+                    .to_string()
+            })
+            .collect()
+    };
+    let own = vec![e2.clone(), e1.clone()];
+    assert_eq!(
+        listed(&["exp"]),
+        [&e2, &e1, &r2, &r1].map(String::clone),
+        "first parents, as before"
+    );
+    assert_eq!(listed(&["exp", "--branch-only"]), own);
+    assert_eq!(listed(&["main..exp"]), own);
+    assert_eq!(listed(&["exp..main"]), vec![m3.clone()]);
+    assert_eq!(
+        listed(&["main", "--branch-only"]),
+        [&m3, &r2, &r1].map(String::clone)
+    );
+    env.ok(&["switch", "exp"]);
+    assert_eq!(listed(&["--branch-only"]), own);
+    assert_eq!(listed(&["main.."]), own);
+    assert_eq!(listed(&["--branch-only", "-n", "1"]), vec![e2.clone()]);
+    // Every run, of every branch, newest first.
+    assert_eq!(
+        listed(&["--all", "--oneline"]),
+        [&m3, &e2, &e1, &r2, &r1].map(String::clone)
+    );
+    // --oneline: id, names, subject; nothing else.
+    let text = env.ok(&["log", "--oneline", "-n", "1"]);
+    assert_eq!(text, format!("{} (HEAD -> exp) e2\n", &e2[..12]), "{text}");
+    let json = parse_json(&env.ok(&["log", "main..exp", "--json"]));
+    assert_eq!(json.as_array().map(Vec::len), Some(2), "{json}");
+    // --branch-only needs a branch.
+    let err = env.fails(&["log", &r2, "--branch-only"]);
+    assert!(
+        err.contains("--branch-only") && err.contains("not a branch"),
+        "{err}"
+    );
+    env.fails(&["log", "nosuch..exp"]);
+}
