@@ -10,7 +10,8 @@
 //! A filter is comparisons joined by `AND` and `OR` (`AND` binds tighter, as in SQL and MLflow),
 //! negated with `NOT`, grouped with parentheses. An identifier is `metrics.`, `params.`, `tags.`
 //! or `attributes.` followed by a name (quote names with dots or spaces in backticks or double
-//! quotes); operators are `=`, `!=`, `<`, `<=`, `>`, `>=`, `LIKE`, `ILIKE`, `IN`, `NOT IN`.
+//! quotes); operators are `=`, `!=`, `<`, `<=`, `>`, `>=`, `LIKE`, `ILIKE`, `IN`, `NOT IN`,
+//! and `IS NULL` / `IS NOT NULL` test whether a run has the field at all.
 //!
 //! Values: a quoted literal (`'1.10'`) compares as text, MLflow's rule, so `'1.1'` does not
 //! match `'1.10'`; an unquoted number compares numerically, and a value that is not a number
@@ -100,6 +101,10 @@ pub enum Op {
     In,
     /// `NOT IN`
     NotIn,
+    /// `IS NULL`: the run has no value.
+    IsNull,
+    /// `IS NOT NULL`: the run has a value.
+    IsNotNull,
 }
 
 /// One comparison.
@@ -109,7 +114,7 @@ pub struct Cond {
     pub field: Field,
     /// Operator.
     pub op: Op,
-    /// Right side (several for IN).
+    /// Right side (several for IN, none for IS NULL).
     pub values: Vec<Literal>,
     /// 1-based column of the field in the query (not part of equality).
     pub column: usize,
@@ -429,7 +434,8 @@ struct Parser {
     end: usize,
 }
 
-const OPERATORS: &str = "expected an operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN)";
+const OPERATORS: &str =
+    "expected an operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN, IS NULL, IS NOT NULL)";
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
@@ -557,6 +563,22 @@ impl Parser {
                     } else {
                         return self.err("expected IN after NOT");
                     }
+                } else if self.keyword("is") {
+                    let not = self.keyword("not");
+                    if !self.keyword("null") {
+                        return self.err(if not {
+                            "expected NULL after IS NOT"
+                        } else {
+                            "expected NULL or NOT NULL after IS"
+                        });
+                    }
+                    let op = if not { Op::IsNotNull } else { Op::IsNull };
+                    return Ok(Cond {
+                        field,
+                        op,
+                        values: Vec::new(),
+                        column,
+                    });
                 } else {
                     return self.err(OPERATORS);
                 }
@@ -865,9 +887,11 @@ impl Cond {
     /// with the literal (text against a number), satisfies only `!=` and `NOT IN`.
     pub fn matches(&self, run: &RunSummary) -> bool {
         let Some(v) = run.value(&self.field) else {
-            return matches!(self.op, Op::Ne | Op::NotIn);
+            return matches!(self.op, Op::Ne | Op::NotIn | Op::IsNull);
         };
-        let first = &self.values[0];
+        let Some(first) = self.values.first() else {
+            return self.op == Op::IsNotNull;
+        };
         let equal = |lit: &Literal| order(&v, lit, &self.field) == Some(std::cmp::Ordering::Equal);
         use std::cmp::Ordering::*;
         match self.op {
@@ -883,6 +907,8 @@ impl Cond {
             },
             Op::In => self.values.iter().any(equal),
             Op::NotIn => !self.values.iter().any(equal),
+            Op::IsNull => false,
+            Op::IsNotNull => true,
         }
     }
 }
@@ -1110,6 +1136,7 @@ mod tests {
             "(metrics.acc < 0.5 or tags.team = 'vision') and params.lr = 0.01",
             "metrics.acc > 0.9 or metrics.acc < 0.5 and params.lr = 7",
             "NOT (params.optimizer IN ('sgd') OR tags.team = 'nlp')",
+            "tags.missing IS NULL and params.lr is not null",
         ] {
             let f = parse_filter(q).unwrap_or_else(|e| panic!("{q}: {e}"));
             assert!(f.matches(&r), "{q}");
@@ -1128,6 +1155,8 @@ mod tests {
             "(metrics.acc > 0.9 or metrics.acc < 0.5) and params.lr = 7",
             "not (metrics.acc > 0.5)",
             "metrics.acc < 0.5 or not tags.team = 'vision'",
+            "tags.team IS NULL",
+            "tags.missing IS NOT NULL",
         ] {
             assert!(!parse_filter(q).unwrap().matches(&r), "{q}");
         }
@@ -1164,6 +1193,8 @@ mod tests {
             ("not", 4),
             ("()", 2),
             ("attributes.duration > 'long'", 23),
+            ("tags.a IS 1", 11),
+            ("tags.a IS NOT 'x'", 15),
         ] {
             let e = parse_filter(q).expect_err(q);
             assert_eq!(e.column, col, "{q}: {e}");

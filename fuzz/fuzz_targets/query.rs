@@ -57,17 +57,23 @@ fn op(o: Op) -> &'static str {
         Op::ILike => "ILIKE",
         Op::In => "IN",
         Op::NotIn => "NOT IN",
+        Op::IsNull => "IS NULL",
+        Op::IsNotNull => "IS NOT NULL",
     }
 }
 
 fn cond(c: &Cond) -> String {
-    let values = if matches!(c.op, Op::In | Op::NotIn) {
+    let values = if matches!(c.op, Op::IsNull | Op::IsNotNull) {
+        String::new()
+    } else if matches!(c.op, Op::In | Op::NotIn) {
         let v: Vec<String> = c.values.iter().map(literal).collect();
         format!("({})", v.join(", "))
     } else {
         literal(&c.values[0])
     };
     format!("{} {} {}", field(&c.field), op(c.op), values)
+        .trim_end()
+        .to_string()
 }
 
 /// Every group in parentheses, so precedence never matters to the reprint.

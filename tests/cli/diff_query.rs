@@ -1900,6 +1900,11 @@ fn find_and_compare_where_take_or_not_parentheses_and_in() {
                 .into_iter()
                 .collect(),
         ),
+        ("metrics.eval.top1 IS NOT NULL", other.clone()),
+        (
+            "params.desc is null and params.seed = 1",
+            s.main_ids(|r| r.seed == 1),
+        ),
     ];
     for (q, expected) in &cases {
         assert!(!expected.is_empty(), "{q}");
