@@ -97,6 +97,7 @@ fn scalar(value: f64) -> Series {
     Series {
         points: vec![Point { step: 0, value }],
         scalar: true,
+        final_value: None,
     }
 }
 

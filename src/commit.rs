@@ -170,6 +170,7 @@ fn summarise(series: &metrics::Series) -> (MetricSummary, Option<Vec<u8>>) {
             count: series.points.len() as u64,
             last_step: last.map(|(s, _)| s).unwrap_or(0),
             series: None,
+            final_value: series.final_value.and_then(finite),
         },
         blob,
     )

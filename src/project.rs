@@ -116,9 +116,11 @@ const EXAMPLE: &str = r#"# cairn project file: defaults for `cairn run`, so that
 # The merged params are also passed to the command as a JSON file in $CAIRN_PARAMS.
 # params = ["params.yaml"]
 
-# Metrics files read when the command ends (JSON/YAML name -> number, CSV, JSONL).
-# Lines appended to the file named by $CAIRN_METRICS are always read.
-# metrics = ["metrics.json"]
+# Metrics files read when the command ends (JSON/YAML name -> number, CSV, JSONL),
+# for numbers the command does not log as it goes: lines appended to the file named
+# by $CAIRN_METRICS are always read, and need no entry here. A name found in both
+# keeps its series of steps; a differing value from a file is recorded beside it.
+# metrics = ["eval.json"]
 
 # Outputs stored with the run when the command ends (files or folders).
 # A missing output is a warning, not an error.

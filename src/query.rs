@@ -1,16 +1,26 @@
-//! The run query language: MLflow's search-filter grammar, so users can bring their habits.
+//! The run query language: MLflow's search-filter grammar, so users can bring their habits,
+//! with `OR`, `NOT` and parentheses besides.
 //!
 //! ```text
 //! metrics.acc > 0.9 and params.optimizer = 'adam' and tags.team = 'vision'
 //! attributes.status != 'failed' and attributes.start_time >= '2026-11-01'
 //! params.model IN ('resnet', 'vit') and params.name ILIKE '%sweep%'
+//! metrics.acc > 0.9 or (params.lr = 0.01 and not tags.team = 'nlp')
 //! ```
-//! A filter is comparisons joined by `AND`; an identifier is `metrics.`, `params.`, `tags.` or
-//! `attributes.` followed by a name (quote names with dots or spaces in backticks or double
-//! quotes); operators are `=`, `!=`, `<`, `<=`, `>`, `>=`, `LIKE`, `ILIKE`, `IN`, `NOT IN`.
+//! A filter is comparisons joined by `AND` and `OR` (`AND` binds tighter, as in SQL and MLflow),
+//! negated with `NOT`, grouped with parentheses. An identifier is `metrics.`, `params.`, `tags.`
+//! or `attributes.` followed by a name (quote names with dots or spaces in backticks or double
+//! quotes); operators are `=`, `!=`, `<`, `<=`, `>`, `>=`, `LIKE`, `ILIKE`, `IN`, `NOT IN`,
+//! and `IS NULL` / `IS NOT NULL` test whether a run has the field at all.
+//!
+//! Values: a quoted literal (`'1.10'`) compares as text, MLflow's rule, so `'1.1'` does not
+//! match `'1.10'`; an unquoted number compares numerically, and a value that is not a number
+//! never satisfies `<`, `<=`, `>`, `>=` or `=` against it. Metrics are numbers: they compare
+//! with unquoted numbers only. Times (`attributes.start_time`, `end_time`) also take dates.
+//!
 //! Order expressions are identifiers followed by `ASC` or `DESC`. Errors name the column.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -62,9 +72,9 @@ impl std::fmt::Display for Field {
 /// A literal.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Literal {
-    /// A number.
+    /// An unquoted number: compares numerically.
     Num(f64),
-    /// A string.
+    /// A quoted string: compares as text.
     Str(String),
 }
 
@@ -91,33 +101,69 @@ pub enum Op {
     In,
     /// `NOT IN`
     NotIn,
+    /// `IS NULL`: the run has no value.
+    IsNull,
+    /// `IS NOT NULL`: the run has a value.
+    IsNotNull,
 }
 
 /// One comparison.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Cond {
     /// Left side.
     pub field: Field,
     /// Operator.
     pub op: Op,
-    /// Right side (several for IN).
+    /// Right side (several for IN, none for IS NULL).
     pub values: Vec<Literal>,
+    /// 1-based column of the field in the query (not part of equality).
+    pub column: usize,
 }
 
-/// A parsed filter: all conditions must hold.
+impl PartialEq for Cond {
+    fn eq(&self, other: &Self) -> bool {
+        self.field == other.field && self.op == other.op && self.values == other.values
+    }
+}
+
+/// A filter expression.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub enum Expr {
+    /// Matches every run (the empty filter).
+    #[default]
+    All,
+    /// One comparison.
+    Cond(Cond),
+    /// `NOT e`.
+    Not(Box<Expr>),
+    /// `a AND b AND ...`: all hold.
+    And(Vec<Expr>),
+    /// `a OR b OR ...`: one holds.
+    Or(Vec<Expr>),
+}
+
+/// A parsed filter.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Filter {
-    /// The conditions.
-    pub conds: Vec<Cond>,
+    /// The expression.
+    pub expr: Expr,
 }
 
 /// One ORDER BY key.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OrderKey {
     /// The field.
     pub field: Field,
     /// Descending.
     pub desc: bool,
+    /// 1-based column of the field in the order expression (not part of equality).
+    pub column: usize,
+}
+
+impl PartialEq for OrderKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.field == other.field && self.desc == other.desc
+    }
 }
 
 /// What queries see of a run.
@@ -388,6 +434,9 @@ struct Parser {
     end: usize,
 }
 
+const OPERATORS: &str =
+    "expected an operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN, IS NULL, IS NOT NULL)";
+
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|t| &t.0)
@@ -404,8 +453,12 @@ impl Parser {
         })
     }
 
+    fn is_keyword(&self, kw: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Ident(s)) if s.eq_ignore_ascii_case(kw))
+    }
+
     fn keyword(&mut self, kw: &str) -> bool {
-        if matches!(self.peek(), Some(Tok::Ident(s)) if s.eq_ignore_ascii_case(kw)) {
+        if self.is_keyword(kw) {
             self.pos += 1;
             true
         } else {
@@ -468,6 +521,12 @@ impl Parser {
             Some(Tok::Num(n)) => Literal::Num(*n),
             Some(Tok::Str(s)) => Literal::Str(s.clone()),
             Some(Tok::Quoted(s)) => Literal::Str(s.clone()),
+            Some(Tok::Ident(word)) => {
+                return self.err(format!(
+                    "'{word}' is not a number; quote text: '{}'",
+                    word.replace('\'', "''")
+                ))
+            }
             _ => return self.err("expected a number or a 'quoted string'"),
         };
         self.pos += 1;
@@ -475,6 +534,7 @@ impl Parser {
     }
 
     fn cond(&mut self) -> Result<Cond, QueryError> {
+        let column = self.col();
         let field = self.field()?;
         let op_col = self.col();
         let op = match self.peek() {
@@ -503,11 +563,27 @@ impl Parser {
                     } else {
                         return self.err("expected IN after NOT");
                     }
+                } else if self.keyword("is") {
+                    let not = self.keyword("not");
+                    if !self.keyword("null") {
+                        return self.err(if not {
+                            "expected NULL after IS NOT"
+                        } else {
+                            "expected NULL or NOT NULL after IS"
+                        });
+                    }
+                    let op = if not { Op::IsNotNull } else { Op::IsNull };
+                    return Ok(Cond {
+                        field,
+                        op,
+                        values: Vec::new(),
+                        column,
+                    });
                 } else {
-                    return self.err("expected an operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN)");
+                    return self.err(OPERATORS);
                 }
             }
-            _ => return self.err("expected an operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN)"),
+            _ => return self.err(OPERATORS),
         };
         let values_col = self.col();
         let values = if matches!(op, Op::In | Op::NotIn) {
@@ -528,31 +604,92 @@ impl Parser {
         } else {
             vec![self.literal()?]
         };
-        // Times compare as numbers: a date string must be one we can read.
-        if field.scope == Scope::Attribute
-            && field.name.ends_with("_time")
-            && !matches!(op, Op::Like | Op::ILike)
-        {
+        if matches!(op, Op::Like | Op::ILike) {
+            if !matches!(values[0], Literal::Str(_)) {
+                return Err(QueryError {
+                    column: op_col,
+                    message: "LIKE and ILIKE need a 'quoted pattern'".into(),
+                });
+            }
+        } else if field.scope == Scope::Metric {
+            if let Some(Literal::Str(text)) = values.iter().find(|v| matches!(v, Literal::Str(_))) {
+                return Err(QueryError {
+                    column: values_col,
+                    message: format!(
+                        "metrics are numbers: compare {field} with a number without quotes, not '{text}'"
+                    ),
+                });
+            }
+        } else if numeric_attribute(&field) {
+            // Times and durations compare as numbers: a string must be one we can read.
             for v in &values {
                 if let Literal::Str(text) = v {
-                    if date_ms(text).is_none() && text.parse::<f64>().is_err() {
+                    if as_num(v, &field).is_none() {
+                        let message = if field.name.ends_with("_time") {
+                            format!("'{text}' is not a date: use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS (UTC), RFC 3339, or milliseconds since the epoch")
+                        } else {
+                            format!("'{text}' is not a number of milliseconds")
+                        };
                         return Err(QueryError {
                             column: values_col,
-                            message: format!(
-                                "'{text}' is not a date: use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS (UTC), RFC 3339, or milliseconds since the epoch"
-                            ),
+                            message,
                         });
                     }
                 }
             }
         }
-        if matches!(op, Op::Like | Op::ILike) && !matches!(values[0], Literal::Str(_)) {
-            return Err(QueryError {
-                column: op_col,
-                message: "LIKE and ILIKE need a 'quoted pattern'".into(),
-            });
+        Ok(Cond {
+            field,
+            op,
+            values,
+            column,
+        })
+    }
+
+    /// `and ( OR and )*`
+    fn or(&mut self) -> Result<Expr, QueryError> {
+        let mut terms = vec![self.and()?];
+        while self.keyword("or") {
+            terms.push(self.and()?);
         }
-        Ok(Cond { field, op, values })
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::Or(terms)
+        })
+    }
+
+    /// `unary ( AND unary )*`
+    fn and(&mut self) -> Result<Expr, QueryError> {
+        let mut terms = vec![self.unary()?];
+        while self.keyword("and") {
+            terms.push(self.unary()?);
+        }
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::And(terms)
+        })
+    }
+
+    /// `NOT unary | ( or ) | comparison`
+    fn unary(&mut self) -> Result<Expr, QueryError> {
+        if self.keyword("not") {
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        if self.peek() == Some(&Tok::LParen) {
+            let open = self.col();
+            self.pos += 1;
+            let e = self.or()?;
+            if self.peek() != Some(&Tok::RParen) {
+                return self.err(format!(
+                    "expected AND, OR or ')' to close the '(' at column {open}"
+                ));
+            }
+            self.pos += 1;
+            return Ok(e);
+        }
+        Ok(Expr::Cond(self.cond()?))
     }
 }
 
@@ -564,27 +701,18 @@ fn parser(input: &str) -> Result<Parser, QueryError> {
     })
 }
 
-/// Parses a filter (`a AND b AND ...`); an empty string matches everything.
+/// Parses a filter; an empty string matches everything.
 pub fn parse_filter(input: &str) -> Result<Filter, QueryError> {
     let mut p = parser(input)?;
-    let mut conds = Vec::new();
     if p.peek().is_none() {
-        return Ok(Filter { conds });
+        return Ok(Filter::default());
     }
-    loop {
-        conds.push(p.cond()?);
-        if p.peek().is_none() {
-            break;
-        }
-        if p.keyword("or") {
-            p.pos -= 1;
-            return p.err("OR is not supported (as in MLflow): run several queries");
-        }
-        if !p.keyword("and") {
-            return p.err("expected AND or the end of the query");
-        }
+    let expr = p.or()?;
+    match p.peek() {
+        None => Ok(Filter { expr }),
+        Some(Tok::RParen) => p.err("')' without a matching '('"),
+        Some(_) => p.err("expected AND, OR or the end of the query"),
     }
-    Ok(Filter { conds })
 }
 
 /// Parses an ORDER BY list: `metrics.acc DESC, params.lr`.
@@ -592,6 +720,7 @@ pub fn parse_order(input: &str) -> Result<Vec<OrderKey>, QueryError> {
     let mut p = parser(input)?;
     let mut keys = Vec::new();
     loop {
+        let column = p.col();
         let field = p.field()?;
         let desc = if p.keyword("desc") {
             true
@@ -599,7 +728,11 @@ pub fn parse_order(input: &str) -> Result<Vec<OrderKey>, QueryError> {
             p.keyword("asc");
             false
         };
-        keys.push(OrderKey { field, desc });
+        keys.push(OrderKey {
+            field,
+            desc,
+            column,
+        });
         match p.peek() {
             None => break,
             Some(Tok::Comma) => p.pos += 1,
@@ -608,6 +741,8 @@ pub fn parse_order(input: &str) -> Result<Vec<OrderKey>, QueryError> {
     }
     Ok(keys)
 }
+
+// ---- evaluation ----------------------------------------------------------------------------
 
 fn like(pattern: &str, text: &str, fold: bool) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = if fold {
@@ -662,79 +797,273 @@ fn date_ms(s: &str) -> Option<f64> {
     Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis() as f64)
 }
 
+fn numeric_attribute(field: &Field) -> bool {
+    field.scope == Scope::Attribute
+        && matches!(field.name.as_str(), "start_time" | "end_time" | "duration")
+}
+
+/// A literal as a number: numbers, and for times and durations the strings naming one.
 fn as_num(l: &Literal, field: &Field) -> Option<f64> {
     match l {
         Literal::Num(n) => Some(*n),
-        Literal::Str(s) => {
-            if field.scope == Scope::Attribute && field.name.ends_with("_time") {
-                date_ms(s)
+        Literal::Str(s) if numeric_attribute(field) => {
+            let n = s.trim().parse::<f64>().ok().filter(|n| n.is_finite());
+            if field.name.ends_with("_time") {
+                date_ms(s).or(n)
             } else {
-                s.parse().ok()
+                n
             }
+        }
+        Literal::Str(_) => None,
+    }
+}
+
+/// A run's value as a query sees it: its text, and its number when it is one.
+struct Value {
+    text: String,
+    num: Option<f64>,
+}
+
+/// Text that reads as a finite number (`3`, `0.1`, `1e-3`), for params and tags.
+fn number_in(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let looks = t
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+        && t.chars().any(|c| c.is_ascii_digit());
+    if !looks {
+        return None;
+    }
+    t.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+fn num_text(n: f64) -> String {
+    n.to_string()
+}
+
+impl RunSummary {
+    fn value(&self, field: &Field) -> Option<Value> {
+        let text = |s: String| Value {
+            num: number_in(&s),
+            text: s,
+        };
+        let num = |n: f64| Value {
+            text: num_text(n),
+            num: Some(n),
+        };
+        match field.scope {
+            Scope::Metric => self.metrics.get(&field.name).copied().flatten().map(num),
+            Scope::Param => self.params.get(&field.name).map(|v| match v {
+                serde_json::Value::Number(n) => Value {
+                    text: n.to_string(),
+                    num: n.as_f64(),
+                },
+                serde_json::Value::String(s) => text(s.clone()),
+                other => Value {
+                    text: other.to_string(),
+                    num: None,
+                },
+            }),
+            Scope::Tag => self.tags.get(&field.name).map(|s| text(s.clone())),
+            Scope::Attribute => match self.get(field)? {
+                Literal::Num(n) => Some(num(n)),
+                Literal::Str(s) => Some(Value { text: s, num: None }),
+            },
         }
     }
 }
 
-fn compare(a: &Literal, b: &Literal, field: &Field) -> Option<std::cmp::Ordering> {
-    match (as_num(a, field), as_num(b, field)) {
-        (Some(x), Some(y)) => x.partial_cmp(&y),
-        _ => {
-            let text = |l: &Literal| match l {
-                Literal::Num(n) => n.to_string(),
-                Literal::Str(s) => s.clone(),
-            };
-            Some(text(a).cmp(&text(b)))
-        }
+/// How a run's value compares with a literal; `None` when they cannot be compared (text
+/// against a number).
+fn order(v: &Value, lit: &Literal, field: &Field) -> Option<std::cmp::Ordering> {
+    match lit {
+        Literal::Str(s) if !numeric_attribute(field) => Some(v.text.as_str().cmp(s.as_str())),
+        _ => v.num?.partial_cmp(&as_num(lit, field)?),
     }
 }
 
 impl Cond {
-    /// Whether `run` satisfies this condition (a missing value never does, except `!=`/NOT IN).
+    /// Whether `run` satisfies this condition. A missing value, or one that cannot be compared
+    /// with the literal (text against a number), satisfies only `!=` and `NOT IN`.
     pub fn matches(&self, run: &RunSummary) -> bool {
-        let Some(v) = run.get(&self.field) else {
-            return matches!(self.op, Op::Ne | Op::NotIn);
+        let Some(v) = run.value(&self.field) else {
+            return matches!(self.op, Op::Ne | Op::NotIn | Op::IsNull);
         };
-        let first = &self.values[0];
+        let Some(first) = self.values.first() else {
+            return self.op == Op::IsNotNull;
+        };
+        let equal = |lit: &Literal| order(&v, lit, &self.field) == Some(std::cmp::Ordering::Equal);
         use std::cmp::Ordering::*;
         match self.op {
-            Op::Eq => compare(&v, first, &self.field) == Some(Equal),
-            Op::Ne => compare(&v, first, &self.field) != Some(Equal),
-            Op::Lt => compare(&v, first, &self.field) == Some(Less),
-            Op::Le => matches!(compare(&v, first, &self.field), Some(Less | Equal)),
-            Op::Gt => compare(&v, first, &self.field) == Some(Greater),
-            Op::Ge => matches!(compare(&v, first, &self.field), Some(Greater | Equal)),
-            Op::Like | Op::ILike => match (&v, first) {
-                (Literal::Str(t), Literal::Str(p)) => like(p, t, self.op == Op::ILike),
-                (Literal::Num(n), Literal::Str(p)) => like(p, &n.to_string(), self.op == Op::ILike),
-                _ => false,
+            Op::Eq => equal(first),
+            Op::Ne => !equal(first),
+            Op::Lt => order(&v, first, &self.field) == Some(Less),
+            Op::Le => matches!(order(&v, first, &self.field), Some(Less | Equal)),
+            Op::Gt => order(&v, first, &self.field) == Some(Greater),
+            Op::Ge => matches!(order(&v, first, &self.field), Some(Greater | Equal)),
+            Op::Like | Op::ILike => match first {
+                Literal::Str(p) => like(p, &v.text, self.op == Op::ILike),
+                Literal::Num(_) => false,
             },
-            Op::In => self
-                .values
-                .iter()
-                .any(|x| compare(&v, x, &self.field) == Some(Equal)),
-            Op::NotIn => !self
-                .values
-                .iter()
-                .any(|x| compare(&v, x, &self.field) == Some(Equal)),
+            Op::In => self.values.iter().any(equal),
+            Op::NotIn => !self.values.iter().any(equal),
+            Op::IsNull => false,
+            Op::IsNotNull => true,
+        }
+    }
+}
+
+impl Expr {
+    /// Whether `run` satisfies the expression.
+    pub fn matches(&self, run: &RunSummary) -> bool {
+        match self {
+            Expr::All => true,
+            Expr::Cond(c) => c.matches(run),
+            Expr::Not(e) => !e.matches(run),
+            Expr::And(v) => v.iter().all(|e| e.matches(run)),
+            Expr::Or(v) => v.iter().any(|e| e.matches(run)),
+        }
+    }
+
+    fn conds<'a>(&'a self, out: &mut Vec<&'a Cond>) {
+        match self {
+            Expr::All => {}
+            Expr::Cond(c) => out.push(c),
+            Expr::Not(e) => e.conds(out),
+            Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| e.conds(out)),
         }
     }
 }
 
 impl Filter {
-    /// Whether `run` satisfies every condition.
+    /// Whether `run` satisfies the filter.
     pub fn matches(&self, run: &RunSummary) -> bool {
-        self.conds.iter().all(|c| c.matches(run))
+        self.expr.matches(run)
+    }
+
+    /// Every comparison, in the order written.
+    pub fn conds(&self) -> Vec<&Cond> {
+        let mut out = Vec::new();
+        self.expr.conds(&mut out);
+        out
+    }
+
+    /// Checks that every metric and param the filter names is recorded by at least one run
+    /// (see [`Known`]).
+    pub fn check_known(&self, known: &Known) -> Result<(), QueryError> {
+        for c in self.conds() {
+            known.check(&c.field, c.column)?;
+        }
+        Ok(())
     }
 }
 
-/// Sorts runs by `keys`; runs lacking a key sort last.
+/// Checks that every metric and param an order names is recorded by at least one run.
+pub fn check_order_known(keys: &[OrderKey], known: &Known) -> Result<(), QueryError> {
+    for k in keys {
+        known.check(&k.field, k.column)?;
+    }
+    Ok(())
+}
+
+/// The metric and param names some run has, to refuse a query on a name no run has (a typo
+/// would otherwise give an empty or unsorted answer).
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    metrics: BTreeSet<String>,
+    params: BTreeSet<String>,
+    runs: usize,
+}
+
+impl Known {
+    /// The names recorded by `runs`.
+    pub fn of<'a>(runs: impl IntoIterator<Item = &'a RunSummary>) -> Known {
+        let mut k = Known::default();
+        for r in runs {
+            k.runs += 1;
+            k.metrics.extend(r.metrics.keys().cloned());
+            k.params.extend(r.params.keys().cloned());
+        }
+        k
+    }
+
+    /// An error at `column` when `field` is a metric or param no run has (never when there are
+    /// no runs at all), with the closest existing name.
+    pub fn check(&self, field: &Field, column: usize) -> Result<(), QueryError> {
+        let (names, kind) = match field.scope {
+            Scope::Metric => (&self.metrics, "metric"),
+            Scope::Param => (&self.params, "param"),
+            Scope::Tag | Scope::Attribute => return Ok(()),
+        };
+        if self.runs == 0 || names.contains(&field.name) {
+            return Ok(());
+        }
+        let prefix = field.to_string();
+        let prefix = &prefix[..prefix.len() - field.name.len()];
+        let hint = match closest(&field.name, names.iter().map(String::as_str)) {
+            Some(c) => format!("; did you mean {prefix}{c}?"),
+            None if names.is_empty() => format!("; no run has any {kind}"),
+            None => format!(
+                "; {kind}s recorded: {}",
+                names
+                    .iter()
+                    .take(8)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        Err(QueryError {
+            column,
+            message: format!("no run has the {kind} '{}'{hint}", field.name),
+        })
+    }
+}
+
+/// The candidate nearest to `word` by edit distance, when near enough to be a typo.
+fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = word.to_lowercase();
+    candidates
+        .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
+        .filter(|(d, c)| {
+            let c = c.to_lowercase();
+            *d <= (c.chars().count().max(lower.chars().count()) / 3).max(1)
+                || (c.len().min(lower.len()) >= 3
+                    && (c.starts_with(&lower) || lower.starts_with(&c)))
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Sorts runs by `keys`; runs lacking a key sort last. Numbers sort numerically, before text.
 pub fn sort(runs: &mut [RunSummary], keys: &[OrderKey]) {
     runs.sort_by(|a, b| {
         for k in keys {
-            let (x, y) = (a.get(&k.field), b.get(&k.field));
+            let (x, y) = (a.value(&k.field), b.value(&k.field));
             let ord = match (&x, &y) {
                 (Some(x), Some(y)) => {
-                    let o = compare(x, y, &k.field).unwrap_or(std::cmp::Ordering::Equal);
+                    let o = match (x.num, y.num) {
+                        (Some(m), Some(n)) => {
+                            m.partial_cmp(&n).unwrap_or(std::cmp::Ordering::Equal)
+                        }
+                        (Some(_), None) => std::cmp::Ordering::Less,
+                        (None, Some(_)) => std::cmp::Ordering::Greater,
+                        (None, None) => x.text.cmp(&y.text),
+                    };
                     if k.desc {
                         o.reverse()
                     } else {
@@ -772,6 +1101,8 @@ mod tests {
         r.params
             .insert("optimizer".into(), serde_json::json!("adam"));
         r.params.insert("lr".into(), serde_json::json!(0.01));
+        r.params.insert("version".into(), serde_json::json!("1.10"));
+        r.params.insert("epochs".into(), serde_json::json!("abc"));
         r.tags.insert("team".into(), "vision".into());
         r
     }
@@ -796,6 +1127,16 @@ mod tests {
             "attributes.duration = 60000",
             "tags.missing != 'x'",
             "metrics.acc = 9.3e-1",
+            "params.version = '1.10'",
+            "params.version = 1.1",
+            "params.epochs != 30",
+            "params.epochs = 'abc'",
+            "metrics.acc < 0.5 or params.lr = 0.01",
+            "not metrics.acc < 0.5",
+            "(metrics.acc < 0.5 or tags.team = 'vision') and params.lr = 0.01",
+            "metrics.acc > 0.9 or metrics.acc < 0.5 and params.lr = 7",
+            "NOT (params.optimizer IN ('sgd') OR tags.team = 'nlp')",
+            "tags.missing IS NULL and params.lr is not null",
         ] {
             let f = parse_filter(q).unwrap_or_else(|e| panic!("{q}: {e}"));
             assert!(f.matches(&r), "{q}");
@@ -805,16 +1146,39 @@ mod tests {
             "params.optimizer = 'sgd'",
             "tags.missing = 'x'",
             "params.optimizer LIKE 'a_'",
+            "params.version = '1.1'",
+            "params.epochs > 30",
+            "params.epochs <= 30",
+            "params.epochs = 30",
+            "params.epochs IN (30, 40)",
+            "params.lr = '0.010'",
+            "(metrics.acc > 0.9 or metrics.acc < 0.5) and params.lr = 7",
+            "not (metrics.acc > 0.5)",
+            "metrics.acc < 0.5 or not tags.team = 'vision'",
+            "tags.team IS NULL",
+            "tags.missing IS NOT NULL",
         ] {
             assert!(!parse_filter(q).unwrap().matches(&r), "{q}");
         }
     }
 
     #[test]
+    fn and_binds_tighter_than_or() {
+        let f = parse_filter("metrics.a = 1 or metrics.b = 2 and metrics.c = 3").unwrap();
+        let Expr::Or(terms) = &f.expr else {
+            panic!("{f:?}")
+        };
+        assert_eq!(terms.len(), 2);
+        assert!(matches!(terms[0], Expr::Cond(_)));
+        assert!(matches!(&terms[1], Expr::And(v) if v.len() == 2));
+    }
+
+    #[test]
     fn invalid_queries_name_the_column() {
         for (q, col) in [
             ("metrics.acc >", 14),
-            ("metric.acc > 'x' or params.a = 1", 18),
+            ("metric.acc > 1 or", 18),
+            ("metric.acc > 'x'", 14),
             ("foo.acc > 1", 1),
             ("metrics.acc ~ 1", 13),
             ("metrics.acc > 1 and", 20),
@@ -823,10 +1187,43 @@ mod tests {
             ("attributes.bogus = 1", 12),
             ("metrics.acc LIKE 3", 13),
             ("metrics.acc > 1 metrics.b > 2", 17),
+            ("metrics.acc > high", 15),
+            ("(metrics.acc > 1", 17),
+            ("metrics.acc > 1)", 16),
+            ("not", 4),
+            ("()", 2),
+            ("attributes.duration > 'long'", 23),
+            ("tags.a IS 1", 11),
+            ("tags.a IS NOT 'x'", 15),
         ] {
             let e = parse_filter(q).expect_err(q);
             assert_eq!(e.column, col, "{q}: {e}");
         }
+        let e = parse_filter("metrics.acc > high").unwrap_err();
+        assert!(e.message.contains("'high'"), "{e}");
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_a_suggestion() {
+        let runs = [run()];
+        let known = Known::of(&runs);
+        let f = parse_filter("params.lr = 1 and metrics.accuracy > 0.5").unwrap();
+        let e = f.check_known(&known).unwrap_err();
+        assert_eq!(e.column, 19);
+        assert!(
+            e.message.contains("accuracy") && e.message.contains("metrics.acc?"),
+            "{e}"
+        );
+        let order = parse_order("params.lr, params.zzzzzzzz DESC").unwrap();
+        let e = check_order_known(&order, &known).unwrap_err();
+        assert_eq!(e.column, 12);
+        assert!(!e.message.contains("did you mean"), "{e}");
+        assert!(parse_filter("tags.x = 'y' and metrics.acc > 1")
+            .unwrap()
+            .check_known(&known)
+            .is_ok());
+        // No runs at all: nothing to check against.
+        assert!(f.check_known(&Known::of(&[])).is_ok());
     }
 
     #[test]
@@ -842,11 +1239,117 @@ mod tests {
         assert!(parse_order("metrics.acc DESC,").is_err());
     }
 
+    /// A generated filter and what it means, for the reference evaluator.
+    #[derive(Debug, Clone)]
+    enum Gen {
+        /// `params.pI OP LIT`: param index, operator, literal text, whether quoted.
+        Leaf(usize, &'static str, String, bool),
+        Not(Box<Gen>),
+        And(Vec<Gen>),
+        Or(Vec<Gen>),
+    }
+
+    /// Param values of the reference run: numbers, numeric text and plain text.
+    const VALUES: [&str; 4] = ["3", "1.10", "abc", "10"];
+
+    fn reference_leaf(i: usize, op: &str, lit: &str, quoted: bool) -> bool {
+        let v = VALUES[i];
+        if quoted {
+            let o = v.cmp(lit);
+            return match op {
+                "=" => o.is_eq(),
+                "!=" => o.is_ne(),
+                "<" => o.is_lt(),
+                ">=" => o.is_ge(),
+                _ => unreachable!(),
+            };
+        }
+        let n: f64 = lit.parse().unwrap();
+        match v.parse::<f64>().ok().filter(|_| v != "abc") {
+            None => op == "!=",
+            Some(x) => match op {
+                "=" => x == n,
+                "!=" => x != n,
+                "<" => x < n,
+                ">=" => x >= n,
+                _ => unreachable!(),
+            },
+        }
+    }
+
+    fn reference(g: &Gen) -> bool {
+        match g {
+            Gen::Leaf(i, op, lit, q) => reference_leaf(*i, op, lit, *q),
+            Gen::Not(e) => !reference(e),
+            Gen::And(v) => v.iter().all(reference),
+            Gen::Or(v) => v.iter().any(reference),
+        }
+    }
+
+    /// Prints with the fewest parentheses MLflow's precedence allows, plus `extra` ones.
+    fn print(g: &Gen, extra: bool) -> String {
+        let wrap = |s: String, need: bool| if need || extra { format!("({s})") } else { s };
+        match g {
+            Gen::Leaf(i, op, lit, q) => {
+                let lit = if *q { format!("'{lit}'") } else { lit.clone() };
+                format!("params.p{i} {op} {lit}")
+            }
+            Gen::Not(e) => format!(
+                "NOT {}",
+                wrap(print(e, extra), !matches!(**e, Gen::Leaf(..)))
+            ),
+            Gen::And(v) => v
+                .iter()
+                .map(|e| wrap(print(e, extra), matches!(e, Gen::Or(_))))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            Gen::Or(v) => v
+                .iter()
+                .map(|e| print(e, extra))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+        }
+    }
+
+    fn gen() -> impl Strategy<Value = Gen> {
+        let leaf = (
+            0..VALUES.len(),
+            prop::sample::select(vec!["=", "!=", "<", ">="]),
+            prop::sample::select(vec!["3", "1.1", "1.10", "abc", "10", "2"]),
+            any::<bool>(),
+        )
+            .prop_filter_map("numbers only unquoted", |(i, op, lit, q)| {
+                (q || lit.parse::<f64>().is_ok()).then(|| Gen::Leaf(i, op, lit.to_string(), q))
+            });
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|e| Gen::Not(Box::new(e))),
+                prop::collection::vec(inner.clone(), 2..4).prop_map(Gen::And),
+                prop::collection::vec(inner, 2..4).prop_map(Gen::Or),
+            ]
+        })
+    }
+
     proptest! {
         #[test]
         fn parser_never_panics(s in "\\PC{0,60}") {
             let _ = parse_filter(&s);
             let _ = parse_order(&s);
+        }
+
+        #[test]
+        fn filters_mean_what_the_reference_says(g in gen(), extra in any::<bool>()) {
+            let mut r = RunSummary::default();
+            for (i, v) in VALUES.iter().enumerate() {
+                let value = match v.parse::<i64>() {
+                    Ok(n) if i == 0 => serde_json::json!(n),
+                    _ => serde_json::json!(v),
+                };
+                r.params.insert(format!("p{i}"), value);
+            }
+            let text = print(&g, extra);
+            let f = parse_filter(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(f.matches(&r), reference(&g), "{}", text);
         }
     }
 }

@@ -167,12 +167,15 @@ impl Repo {
         })
     }
 
-    /// The author recorded on new runs and notes.
+    /// The author recorded on new runs and notes: cairn's `[user]` settings, then git's
+    /// `user.name`/`user.email` as git itself reads them in this project (the repository's
+    /// `.git/config` first, then the global and system files).
     pub fn author(&self) -> String {
         let user = &self.config.user;
         let (mut name, mut email) = (user.name.clone(), user.email.clone());
         if name.is_none() || email.is_none() {
-            if let Ok(cfg) = git2::Config::open_default() {
+            let project = git2::Repository::discover(&self.root).and_then(|r| r.config());
+            if let Ok(cfg) = project.or_else(|_| git2::Config::open_default()) {
                 name = name.or_else(|| cfg.get_string("user.name").ok());
                 email = email.or_else(|| cfg.get_string("user.email").ok());
             }

@@ -8,7 +8,8 @@
 #![no_main]
 
 use cairn::query::{
-    parse_filter, parse_order, sort, Cond, Field, Filter, Literal, Op, OrderKey, RunSummary, Scope,
+    parse_filter, parse_order, sort, Cond, Expr, Field, Filter, Literal, Op, OrderKey, RunSummary,
+    Scope,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -56,21 +57,46 @@ fn op(o: Op) -> &'static str {
         Op::ILike => "ILIKE",
         Op::In => "IN",
         Op::NotIn => "NOT IN",
+        Op::IsNull => "IS NULL",
+        Op::IsNotNull => "IS NOT NULL",
     }
 }
 
 fn cond(c: &Cond) -> String {
-    let values = if matches!(c.op, Op::In | Op::NotIn) {
+    let values = if matches!(c.op, Op::IsNull | Op::IsNotNull) {
+        String::new()
+    } else if matches!(c.op, Op::In | Op::NotIn) {
         let v: Vec<String> = c.values.iter().map(literal).collect();
         format!("({})", v.join(", "))
     } else {
         literal(&c.values[0])
     };
     format!("{} {} {}", field(&c.field), op(c.op), values)
+        .trim_end()
+        .to_string()
+}
+
+/// Every group in parentheses, so precedence never matters to the reprint.
+fn print_expr(e: &Expr) -> String {
+    match e {
+        Expr::All => String::new(),
+        Expr::Cond(c) => cond(c),
+        Expr::Not(e) => format!("NOT ({})", print_expr(e)),
+        Expr::And(v) => v
+            .iter()
+            .map(|e| format!("({})", print_expr(e)))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+        Expr::Or(v) => v
+            .iter()
+            .map(|e| format!("({})", print_expr(e)))
+            .collect::<Vec<_>>()
+            .join(" OR "),
+    }
 }
 
 fn print_filter(f: &Filter) -> String {
-    f.conds.iter().map(cond).collect::<Vec<_>>().join(" AND ")
+    print_expr(&f.expr)
 }
 
 fn print_order(keys: &[OrderKey]) -> String {
@@ -94,17 +120,30 @@ fn same_literal(a: &Literal, b: &Literal) -> bool {
     }
 }
 
+fn same_cond(x: &Cond, y: &Cond) -> bool {
+    x.field == y.field
+        && x.op == y.op
+        && x.values.len() == y.values.len()
+        && x.values
+            .iter()
+            .zip(&y.values)
+            .all(|(u, v)| same_literal(u, v))
+}
+
+fn same_expr(a: &Expr, b: &Expr) -> bool {
+    match (a, b) {
+        (Expr::All, Expr::All) => true,
+        (Expr::Cond(x), Expr::Cond(y)) => same_cond(x, y),
+        (Expr::Not(x), Expr::Not(y)) => same_expr(x, y),
+        (Expr::And(x), Expr::And(y)) | (Expr::Or(x), Expr::Or(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(u, v)| same_expr(u, v))
+        }
+        _ => false,
+    }
+}
+
 fn same_filter(a: &Filter, b: &Filter) -> bool {
-    a.conds.len() == b.conds.len()
-        && a.conds.iter().zip(&b.conds).all(|(x, y)| {
-            x.field == y.field
-                && x.op == y.op
-                && x.values.len() == y.values.len()
-                && x.values
-                    .iter()
-                    .zip(&y.values)
-                    .all(|(u, v)| same_literal(u, v))
-        })
+    same_expr(&a.expr, &b.expr)
 }
 
 fn runs() -> Vec<RunSummary> {

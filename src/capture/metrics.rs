@@ -45,6 +45,9 @@ pub struct Series {
     pub points: Vec<Point>,
     /// The series came from a name -> number file: one point, at step 0.
     pub scalar: bool,
+    /// A final value reported for the same name by a name -> number file, kept beside the
+    /// series when it differs from the series' last value (see [`Metrics::merge`]).
+    pub final_value: Option<f64>,
 }
 
 impl Series {
@@ -59,6 +62,16 @@ impl Series {
             }
         }
         best.map(|p| p.value)
+    }
+
+    /// Records `reported` as the final value when it differs from the last value.
+    fn note_final(&mut self, reported: Option<f64>) {
+        let last = self.last();
+        let same = match (reported, last) {
+            (Some(a), Some(b)) => a == b || (a.is_nan() && b.is_nan()),
+            _ => true,
+        };
+        self.final_value = if same { None } else { reported };
     }
 
     /// The smallest value, ignoring NaN unless every value is NaN.
@@ -108,10 +121,26 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Adds the series of `other`; a series with the same name is replaced by
-    /// `other`'s, not combined with it.
+    /// Adds the series of `other`. A series with the same name is replaced by `other`'s,
+    /// except that a series of steps is never replaced by a scalar (a value from a
+    /// name -> number file), whichever comes first: the series is kept, and the scalar is
+    /// recorded beside it as its final value when it differs from the series' last value.
     pub fn merge(&mut self, other: Metrics) {
-        self.series.extend(other.series);
+        for (name, incoming) in other.series {
+            match self.series.get_mut(&name) {
+                Some(mine) if incoming.scalar && !mine.scalar && !mine.is_empty() => {
+                    mine.note_final(incoming.last());
+                }
+                Some(mine) if mine.scalar && !incoming.scalar && !incoming.is_empty() => {
+                    let reported = mine.last();
+                    *mine = incoming;
+                    mine.note_final(reported);
+                }
+                _ => {
+                    self.series.insert(name, incoming);
+                }
+            }
+        }
     }
 
     /// Appends a point to the series `name`, creating it if needed. The series
@@ -136,6 +165,7 @@ impl Metrics {
         let series = Series {
             points: vec![Point { step: 0, value }],
             scalar: true,
+            final_value: None,
         };
         self.series.insert(name, series);
     }
@@ -834,6 +864,7 @@ fn load_delimited(
                     Series {
                         points,
                         scalar: false,
+                        final_value: None,
                     },
                 );
             }
@@ -978,6 +1009,7 @@ mod tests {
                 .map(|&(step, value)| Point { step, value })
                 .collect(),
             scalar: false,
+            final_value: None,
         }
     }
 
@@ -1041,6 +1073,36 @@ mod tests {
                 value: 1.0
             })
         );
+    }
+
+    #[test]
+    fn a_series_is_never_replaced_by_a_scalar() {
+        let scalar = |v: f64| {
+            let mut m = Metrics::default();
+            m.insert_scalar("loss".into(), v);
+            m
+        };
+        let mut live = Metrics::default();
+        live.push("loss", 0, 2.0);
+        live.push("loss", 1, 0.5);
+        // Series first, then a differing scalar: kept, final noted.
+        let mut a = live.clone();
+        a.merge(scalar(0.4));
+        assert_eq!(points(&a, "loss"), [(0, 2.0), (1, 0.5)]);
+        assert_eq!(a.get("loss").unwrap().final_value, Some(0.4));
+        // The same value as the last point is not noted.
+        let mut b = live.clone();
+        b.merge(scalar(0.5));
+        assert_eq!(b.get("loss").unwrap().final_value, None);
+        // Scalar first, then the series: the series wins, the scalar is noted.
+        let mut c = scalar(0.4);
+        c.merge(live.clone());
+        assert_eq!(points(&c, "loss"), [(0, 2.0), (1, 0.5)]);
+        assert_eq!(c.get("loss").unwrap().final_value, Some(0.4));
+        // Two scalars: the later one, as before.
+        let mut d = scalar(1.0);
+        d.merge(scalar(3.0));
+        assert_eq!(points(&d, "loss"), [(0, 3.0)]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct Args {
     /// The history of this branch.
     #[arg(long, conflicts_with = "all")]
     pub branch: Option<String>,
-    /// Every run in the repository.
+    /// Every run in the repository (with branch and status columns).
     #[arg(long)]
     pub all: bool,
     /// Param columns to show (comma-separated); default: those that vary.
@@ -90,16 +90,33 @@ pub fn select(
     Ok(out)
 }
 
-/// Filters, sorts and limits summaries.
+/// Filters, sorts and limits summaries. `label` names the filter in errors (`query` for
+/// `find`, `--where` for `compare`). A metric or param that no run in `summaries` has is an
+/// error, not an empty or unsorted answer.
 pub fn query(
     ids: Vec<ObjectId>,
     summaries: &HashMap<ObjectId, RunSummary>,
     filter: Option<&str>,
     order: Option<&str>,
     max: Option<usize>,
+    label: &str,
 ) -> anyhow::Result<Vec<RunSummary>> {
+    let known = cairn::query::Known::of(summaries.values());
     let filter = match filter {
-        Some(q) => Some(cairn::query::parse_filter(q).map_err(|e| query_error("--where", q, &e))?),
+        Some(q) => {
+            let f = cairn::query::parse_filter(q)
+                .and_then(|f| f.check_known(&known).map(|()| f))
+                .map_err(|e| query_error(label, q, &e))?;
+            Some(f)
+        }
+        None => None,
+    };
+    let keys = match order {
+        Some(o) => Some(
+            cairn::query::parse_order(o)
+                .and_then(|k| cairn::query::check_order_known(&k, &known).map(|()| k))
+                .map_err(|e| query_error("--order-by", o, &e))?,
+        ),
         None => None,
     };
     let mut rows: Vec<RunSummary> = ids
@@ -107,8 +124,7 @@ pub fn query(
         .filter_map(|id| summaries.get(id).cloned())
         .filter(|s| filter.as_ref().is_none_or(|f| f.matches(s)))
         .collect();
-    if let Some(o) = order {
-        let keys = cairn::query::parse_order(o).map_err(|e| query_error("--order-by", o, &e))?;
+    if let Some(keys) = keys {
         cairn::query::sort(&mut rows, &keys);
     }
     if let Some(n) = max {
@@ -117,12 +133,41 @@ pub fn query(
     Ok(rows)
 }
 
-/// A query error with a caret under the failing column.
-pub fn query_error(arg: &str, q: &str, e: &cairn::query::QueryError) -> anyhow::Error {
+/// A query error with a caret under the failing column: `LABEL at column N: message`.
+pub fn query_error(label: &str, q: &str, e: &cairn::query::QueryError) -> anyhow::Error {
     anyhow::anyhow!(
-        "{arg}: {e}\n  {q}\n  {}^",
+        "{label} at column {}: {}\n  {q}\n  {}^",
+        e.column,
+        e.message,
         " ".repeat(e.column.saturating_sub(1))
     )
+}
+
+/// The width to fit the table in: `$COLUMNS` when set, else the terminal's (asked of stdout,
+/// then stderr, so that `compare | less` still fits the screen), else 80.
+fn table_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        let mut ws = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ only writes a `winsize` into `ws`, which outlives the call; on a
+        // descriptor that is not a terminal it fails with ENOTTY and writes nothing.
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+        if rc == 0 && ws.ws_col > 0 {
+            return usize::from(ws.ws_col);
+        }
+    }
+    80
 }
 
 /// A value at full precision, for CSV.
@@ -181,6 +226,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         a.filter.as_deref(),
         a.order_by.as_deref(),
         a.max,
+        "--where",
     )?;
     drop(session);
     if a.json {
@@ -216,6 +262,19 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             .map(|r| r.id[..12.min(r.id.len())].to_string())
             .collect(),
     ));
+    if a.all {
+        // Runs of every branch, failed ones among them: say which is which.
+        columns.push((
+            "branch".into(),
+            rows.iter()
+                .map(|r| r.branch.clone().unwrap_or_default())
+                .collect(),
+        ));
+        columns.push((
+            "status".into(),
+            rows.iter().map(|r| r.status.clone()).collect(),
+        ));
+    }
     for p in &params {
         columns.push((
             p.name.clone(),
@@ -297,10 +356,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             *c = "-".into();
         }
     }
-    let width: usize = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(80);
+    let width = table_width();
     let mut shown: Vec<(&String, &Vec<String>, usize)> = Vec::new();
     let mut used = 0;
     for (h, cells) in &columns {

@@ -33,7 +33,8 @@ pub struct Args {
     /// Show command, host and environment differences.
     #[arg(long)]
     pub env: bool,
-    /// Only counts of changes per section.
+    /// Counts instead of file lists for code, data and artifacts; params and metrics are still
+    /// listed (metrics without their sparklines).
     #[arg(long)]
     pub stat: bool,
     /// Line diffs of text files; row counts of large CSV/JSONL.
@@ -140,16 +141,8 @@ fn render(d: &RunDiff, sec: &Sections, a: &Args) {
         s.id(&d.a.short()),
         s.id(&d.b.short())
     );
-    if sec.params && !d.params.is_empty() && a.stat {
-        let count = |k: ChangeKind| d.params.iter().filter(|p| p.change == k).count();
-        println!("\n{}", s.head("Params"));
-        println!(
-            "  {} added, {} removed, {} modified",
-            count(ChangeKind::Added),
-            count(ChangeKind::Removed),
-            count(ChangeKind::Modified)
-        );
-    } else if sec.params && !d.params.is_empty() {
+    // Params are listed in full even with --stat: they are few, and the point of a diff.
+    if sec.params && !d.params.is_empty() {
         println!("\n{}", s.head("Params"));
         let w = d.params.iter().map(|p| p.key.len()).max().unwrap_or(0);
         for p in &d.params {

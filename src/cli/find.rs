@@ -6,10 +6,11 @@ use super::Ctx;
 /// first, one per line.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  cairn find \"metrics.acc > 0.9 and params.optimizer = 'adam'\"\n  cairn find \"tags.team = 'vision'\" --order-by 'metrics.acc DESC' -n 1\n  for r in $(cairn find \"attributes.status = 'failed'\"); do cairn show $r; done"
+    after_help = "Examples:\n  cairn find \"metrics.acc > 0.9 and params.optimizer = 'adam'\"\n  cairn find \"metrics.acc > 0.89 or (params.lr = 0.01 and not tags.team = 'nlp')\"\n  cairn find \"params.dataset_version = '1.10'\"       # quoted: compared as text\n  cairn find \"tags.team = 'vision'\" --order-by 'metrics.acc DESC' -n 1\n  for r in $(cairn find \"attributes.status = 'failed'\"); do cairn show $r; done"
 )]
 pub struct Args {
-    /// The filter, e.g. "metrics.acc > 0.9 and params.lr < 0.01" (empty matches all).
+    /// The filter, e.g. "metrics.acc > 0.9 and params.lr < 0.01" (empty matches all): AND, OR,
+    /// NOT, parentheses; a 'quoted' value compares as text, a bare number numerically.
     pub query: String,
     /// Sort, e.g. 'metrics.acc DESC'.
     #[arg(long, value_name = "EXPR")]
@@ -32,8 +33,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         Some(&a.query),
         a.order_by.as_deref(),
         a.max,
-    )
-    .map_err(|e| anyhow::anyhow!("{}", e.to_string().replacen("--where", "query", 1)))?;
+        "query",
+    )?;
     let mut out = String::new();
     for r in rows {
         out.push_str(&r.id);

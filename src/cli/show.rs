@@ -108,14 +108,29 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         println!("\n{}", s.head("Metrics"));
         let w = run.metrics.keys().map(String::len).max().unwrap_or(0);
         for (k, m) in &run.metrics {
+            let reported = m
+                .final_value
+                .map(|f| {
+                    format!(
+                        "; final value reported apart: {} (differs from the last step)",
+                        number(Some(f))
+                    )
+                })
+                .unwrap_or_default();
             if m.count > 1 {
                 println!(
-                    "  {k:<w$}  {}  ({} steps, last step {}, min {}, max {})",
+                    "  {k:<w$}  {}  ({} steps, last step {}, min {}, max {}{reported})",
                     number(m.last),
                     m.count,
                     m.last_step,
                     number(m.min),
                     number(m.max)
+                );
+            } else if m.final_value.is_some() {
+                println!(
+                    "  {k:<w$}  {}  (1 step, at step {}{reported})",
+                    number(m.last),
+                    m.last_step
                 );
             } else {
                 println!("  {k:<w$}  {}", number(m.last));

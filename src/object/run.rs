@@ -129,6 +129,10 @@ pub struct MetricSummary {
     /// Blob with the series as JSON `[[step, value], ...]`, when it has more than one point.
     #[serde(default)]
     pub series: Option<ObjectId>,
+    /// A final value reported separately (a metrics file) under the name of a series, when it
+    /// differs from the series' last value; absent otherwise (and in runs recorded before it).
+    #[serde(default, rename = "final", skip_serializing_if = "Option::is_none")]
+    pub final_value: Option<f64>,
 }
 
 /// A named data snapshot.

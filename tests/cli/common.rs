@@ -125,6 +125,63 @@ impl Env {
         p
     }
 
+    /// Runs `args` with stdout on a pseudo-terminal `cols` characters wide (and no `COLUMNS`
+    /// variable); returns the exit code and what the terminal received, with `\r\n` as `\n`.
+    pub fn run_in_terminal(&self, args: &[&str], cols: u16) -> (Option<i32>, String) {
+        use std::io::Read;
+        use std::os::fd::FromRawFd;
+        let (mut master, mut slave) = (-1, -1);
+        let size = libc::winsize {
+            ws_row: 50,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two descriptors into the integers given; the name and
+        // terminal settings may be null; `size` outlives the call.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened and are owned here alone.
+        let (mut master, slave) = unsafe {
+            (
+                std::fs::File::from_raw_fd(master),
+                std::fs::File::from_raw_fd(slave),
+            )
+        };
+        let mut child = {
+            let mut cmd = self.cmd();
+            cmd.args(args)
+                .env_remove("COLUMNS")
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .stdout(slave);
+            cmd.spawn().expect("spawn cairn")
+        };
+        // The parent's copy of the terminal's end is closed with `cmd`: reading ends (EIO)
+        // once the child has exited.
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        let status = child.wait().expect("wait");
+        (
+            status.code(),
+            String::from_utf8_lossy(&out).replace("\r\n", "\n"),
+        )
+    }
+
     /// Runs git in the work folder.
     pub fn git(&self, args: &[&str]) {
         let out = std::process::Command::new("git")

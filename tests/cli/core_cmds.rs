@@ -1892,3 +1892,189 @@ fn large_files_are_compressed_only_when_it_pays() {
     env.ok(&["checkout", &first, "--artifacts", "-o", "out1"]);
     assert!(std::fs::read(env.path("out1/metrics.log")).unwrap() == text);
 }
+
+#[test]
+fn author_comes_from_cairn_then_the_projects_git_config_then_the_global_one() {
+    let env = Env::init();
+    let author = |env: &Env| {
+        let id = env.commit(&["-m", "x"]);
+        show_json(env, &id)["run"]["author"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // The global git configuration alone.
+    std::fs::write(
+        env.home.join(".gitconfig"),
+        "[user]\n\tname = Global Person\n\temail = global@example.com\n",
+    )
+    .unwrap();
+    assert_eq!(author(&env), "Global Person <global@example.com>");
+    // The project's git configuration wins over the global one, key by key.
+    env.git(&["init", "-q"]);
+    env.git(&["config", "user.name", "Project Person"]);
+    assert_eq!(author(&env), "Project Person <global@example.com>");
+    env.git(&["config", "user.email", "project@example.com"]);
+    assert_eq!(author(&env), "Project Person <project@example.com>");
+    // From a subfolder too.
+    std::fs::create_dir_all(env.path("sub")).unwrap();
+    let out = env
+        .cmd_in(&env.path("sub"))
+        .args(["commit", "-q", "-m", "sub"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let id = stdout_of(&out).trim().to_string();
+    assert_eq!(
+        show_json(&env, &id)["run"]["author"],
+        "Project Person <project@example.com>"
+    );
+    // cairn's own setting wins over both.
+    let cfg = env.path(".cairn/config");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("# name = \"Ada Lovelace\"", "name = \"Ada\""),
+    )
+    .unwrap();
+    assert_eq!(author(&env), "Ada <project@example.com>");
+}
+
+/// A 20-step `train_loss` series as JSON Lines, last point 0.52 at step 19.
+fn loss_series() -> String {
+    (0..20)
+        .map(|i| {
+            let v = if i == 19 { 0.52 } else { 2.0 - 0.05 * i as f64 };
+            format!("{{\"step\": {i}, \"train_loss\": {v}}}\n")
+        })
+        .collect()
+}
+
+#[test]
+fn commit_keeps_a_series_when_a_metrics_file_reports_the_same_name() {
+    let env = Env::init();
+    env.write("a.jsonl", loss_series());
+    env.write("b.json", r#"{"train_loss": 0.4918, "acc": 0.9}"#);
+    env.write("same.json", r#"{"train_loss": 0.52}"#);
+    for order in [["a.jsonl", "b.json"], ["b.json", "a.jsonl"]] {
+        let id = env.commit(&["-m", "x", "--metrics", order[0], "--metrics", order[1]]);
+        let run = show_json(&env, &id)["run"].clone();
+        let loss = &run["metrics"]["train_loss"];
+        assert_eq!(loss["count"], 20, "{order:?}: {loss}");
+        assert_eq!(loss["last"], json!(0.52), "{order:?}: {loss}");
+        assert_eq!(loss["last_step"], 19, "{order:?}: {loss}");
+        assert!(loss["series"].is_string(), "{order:?}: {loss}");
+        assert_eq!(loss["final"], json!(0.4918), "{order:?}: {loss}");
+        assert_eq!(run["metrics"]["acc"]["last"], json!(0.9));
+        assert!(run["metrics"]["acc"].get("final").is_none(), "{run}");
+        let text = env.ok(&["show", &id]);
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("train_loss"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains("20 steps"), "{line}");
+        assert!(
+            line.contains("final value") && line.contains("0.4918"),
+            "{line}"
+        );
+    }
+    // A final value equal to the last point is not recorded twice.
+    let id = env.commit(&["-m", "x", "--metrics", "a.jsonl", "--metrics", "same.json"]);
+    let loss = &show_json(&env, &id)["run"]["metrics"]["train_loss"];
+    assert_eq!(loss["count"], 20, "{loss}");
+    assert!(loss.get("final").is_none(), "{loss}");
+    assert!(!env.ok(&["show", &id]).contains("final value"));
+}
+
+#[test]
+fn run_keeps_live_series_beside_a_project_metrics_file_of_the_same_name() {
+    let env = Env::init();
+    env.write("cairn.toml", "[run]\nmetrics = [\"metrics.json\"]\n");
+    let script = r#"
+for i in 1 2 3 4 5; do
+  echo "{\"step\": $i, \"train_loss\": 0.$((9 - i))}" >> "$CAIRN_METRICS"
+done
+echo '{"train_loss": 0.4918}' > metrics.json
+"#;
+    env.write("train.sh", script);
+    let out = env.run(&["run", "--", "sh", "train.sh"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let loss = show_json(&env, "HEAD")["run"]["metrics"]["train_loss"].clone();
+    assert_eq!(loss["count"], 5, "{loss}");
+    assert_eq!(loss["last"], json!(0.4), "{loss}");
+    assert_eq!(loss["final"], json!(0.4918), "{loss}");
+    assert!(env.ok(&["show"]).contains("final value"));
+}
+
+#[test]
+fn init_template_does_not_suggest_a_metrics_file_colliding_with_live_metrics() {
+    let env = Env::init();
+    let text = std::fs::read_to_string(env.path("cairn.toml")).unwrap();
+    let example = text
+        .lines()
+        .find(|l| l.trim_start_matches(['#', ' ']).starts_with("metrics ="))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(!example.contains("metrics.json"), "{example}");
+    assert!(text.contains("$CAIRN_METRICS"), "{text}");
+}
+
+#[test]
+fn log_scopes_to_a_branch_takes_ranges_all_and_oneline() {
+    let env = Env::init();
+    let r1 = env.commit(&["-m", "r1"]);
+    let r2 = env.commit(&["-m", "r2"]);
+    env.ok(&["branch", "exp"]);
+    let e1 = env.commit(&["-m", "e1", "-b", "exp"]);
+    let e2 = env.commit(&["-m", "e2", "-b", "exp"]);
+    let m3 = env.commit(&["-m", "m3"]);
+    // The first word of each line, matched to the full ids.
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["log"];
+        all.extend_from_slice(args);
+        env.ok(&all)
+            .lines()
+            .map(|l| {
+                let short = l.split_whitespace().next().unwrap_or_default();
+                [&r1, &r2, &e1, &e2, &m3]
+                    .into_iter()
+                    .find(|id| id.starts_with(short) && !short.is_empty())
+                    .unwrap_or_else(|| panic!("{l:?}"))
+                    .to_string()
+            })
+            .collect()
+    };
+    let own = vec![e2.clone(), e1.clone()];
+    assert_eq!(
+        listed(&["exp"]),
+        [&e2, &e1, &r2, &r1].map(String::clone),
+        "first parents, as before"
+    );
+    assert_eq!(listed(&["exp", "--branch-only"]), own);
+    assert_eq!(listed(&["main..exp"]), own);
+    assert_eq!(listed(&["exp..main"]), vec![m3.clone()]);
+    assert_eq!(
+        listed(&["main", "--branch-only"]),
+        [&m3, &r2, &r1].map(String::clone)
+    );
+    env.ok(&["switch", "exp"]);
+    assert_eq!(listed(&["--branch-only"]), own);
+    assert_eq!(listed(&["main.."]), own);
+    assert_eq!(listed(&["--branch-only", "-n", "1"]), vec![e2.clone()]);
+    // Every run, of every branch, newest first.
+    assert_eq!(
+        listed(&["--all", "--oneline"]),
+        [&m3, &e2, &e1, &r2, &r1].map(String::clone)
+    );
+    // --oneline: id, names, subject; nothing else.
+    let text = env.ok(&["log", "--oneline", "-n", "1"]);
+    assert_eq!(text, format!("{} (HEAD -> exp) e2\n", &e2[..12]), "{text}");
+    let json = parse_json(&env.ok(&["log", "main..exp", "--json"]));
+    assert_eq!(json.as_array().map(Vec::len), Some(2), "{json}");
+    // --branch-only needs a branch.
+    let err = env.fails(&["log", &r2, "--branch-only"]);
+    assert!(
+        err.contains("--branch-only") && err.contains("not a branch"),
+        "{err}"
+    );
+    env.fails(&["log", "nosuch..exp"]);
+}

@@ -866,17 +866,52 @@ fn env_section_appears_only_when_something_differs() {
 }
 
 #[test]
-fn stat_counts_params_instead_of_listing_them() {
+fn stat_keeps_params_and_metrics_in_full_and_counts_files() {
     let env = Env::init();
-    let a = env.commit(&["--param", "a=1", "--param", "b=2"]);
-    let b = env.commit(&["--param", "a=5", "--param", "c=3"]);
-    let stat = diff_text(&env, &a, &b, &["--params", "--stat"]);
+    env.write("art/x.txt", "1");
+    env.write("m.json", r#"{"acc": 0.5, "loss": 1.0}"#);
+    let a = env.commit(&[
+        "--param",
+        "a=1",
+        "--param",
+        "b=2",
+        "--artifact",
+        "art",
+        "--metrics",
+        "m.json",
+    ]);
+    env.write("art/x.txt", "2");
+    env.write("art/y.txt", "3");
+    env.write("m.json", r#"{"acc": 0.75, "loss": 1.0}"#);
+    let b = env.commit(&[
+        "--param",
+        "a=5",
+        "--param",
+        "c=3",
+        "--artifact",
+        "art",
+        "--metrics",
+        "m.json",
+    ]);
+    let stat = diff_text(&env, &a, &b, &["--stat"]);
+    let full = diff_text(&env, &a, &b, &[]);
     assert!(has_line(&stat, "Params"), "{stat}");
+    for line in full.lines().skip_while(|l| l.trim() != "Params").take(4) {
+        assert!(stat.lines().any(|l| l == line), "{line:?} missing:\n{stat}");
+    }
     assert!(
-        stat.contains("1 added, 1 removed, 1 modified"),
-        "--stat (\"only counts of changes per section\") lists params instead of counting them:\n{stat}"
+        stat.contains("1 -> 5") && !stat.contains("1 added, 1 removed, 1 modified"),
+        "{stat}"
     );
-    assert!(!stat.contains("1 -> 5"), "{stat}");
+    let acc = |t: &str| {
+        t.lines()
+            .find(|l| l.trim_start().starts_with("acc"))
+            .map(str::to_string)
+    };
+    assert!(acc(&stat).is_some() && acc(&stat) == acc(&full), "{stat}");
+    // Files are still counted, not listed.
+    assert!(stat.contains("1 added, 0 removed, 1 modified"), "{stat}");
+    assert!(!stat.contains("y.txt"), "{stat}");
 }
 
 #[test]
@@ -1714,7 +1749,7 @@ fn find_malformed_queries_name_the_column() {
     env.commit(&["-m", "x", "--param", "a=1"]);
     for (q, col) in [
         ("metrics.acc >", 14),
-        ("metrics.acc > 1 or params.a = 1", 17),
+        ("metrics.acc > 1 or", 19),
         ("foo.acc > 1", 1),
         ("metrics.acc ~ 1", 13),
         ("metrics.acc > 1 and", 20),
@@ -1740,8 +1775,6 @@ fn find_malformed_queries_name_the_column() {
         );
         assert!(env.run(&["find", q]).stdout.is_empty(), "{q}");
     }
-    let err = env.fails(&["find", "metrics.acc > 1 or params.a = 1"]);
-    assert!(err.contains("OR is not supported"), "{err}");
     let err = env.fails(&["find", "", "--order-by", "metrics.acc DESC,"]);
     assert!(err.contains("column"), "{err}");
 }
@@ -1778,4 +1811,231 @@ fn reindex_keeps_results() {
     // Quiet reindex prints nothing; a second one is as good as the first.
     assert_eq!(s.env.ok(&["-q", "reindex"]), "");
     assert_eq!(s.find(queries[1]), before[1]);
+}
+
+#[test]
+fn find_quoted_values_compare_as_text_and_numbers_numerically() {
+    let env = Env::init();
+    let v110 = env.commit(&[
+        "-m",
+        "a",
+        "-p",
+        "dataset_version='1.10'",
+        "-p",
+        "epochs=abc",
+    ]);
+    let v11 = env.commit(&["-m", "b", "-p", "dataset_version='1.1'", "-p", "epochs=40"]);
+    let set = |q: &str| -> BTreeSet<String> { find_ids(&env, &["find", q]).into_iter().collect() };
+    let one = |id: &String| BTreeSet::from([id.clone()]);
+    let both = BTreeSet::from([v110.clone(), v11.clone()]);
+    // Quoted: text, so '1.1' is not '1.10'.
+    assert_eq!(set("params.dataset_version = '1.1'"), one(&v11));
+    assert_eq!(set("params.dataset_version = '1.10'"), one(&v110));
+    assert_eq!(set("params.dataset_version != '1.1'"), one(&v110));
+    assert_eq!(set("params.dataset_version IN ('1.10', '2')"), one(&v110));
+    // Unquoted: a number, so 1.1 and 1.10 are equal.
+    assert_eq!(set("params.dataset_version = 1.1"), both);
+    // A value that is not a number never orders against one.
+    assert_eq!(set("params.epochs > 30"), one(&v11));
+    assert_eq!(set("params.epochs <= 30"), BTreeSet::new());
+    assert_eq!(
+        set("params.epochs = 30 or params.epochs < 30"),
+        BTreeSet::new()
+    );
+    assert_eq!(set("params.epochs != 30"), both);
+    assert_eq!(set("params.epochs = 'abc'"), one(&v110));
+    // The same parser behind compare --where.
+    let out = env.ok(&[
+        "compare",
+        "--where",
+        "params.dataset_version = '1.1'",
+        "--csv",
+    ]);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].starts_with(&v11[..12]), "{out}");
+}
+
+#[test]
+fn find_and_compare_where_take_or_not_parentheses_and_in() {
+    let s = sweep();
+    let other: BTreeSet<String> = s.other.iter().cloned().collect();
+    let with_other = |mut x: BTreeSet<String>| {
+        x.extend(other.iter().cloned());
+        x
+    };
+    let cases: Vec<(&str, BTreeSet<String>)> = vec![
+        (
+            "metrics.acc > 0.69 or params.lr = 0.01",
+            s.main_ids(|r| r.acc > 0.69 || r.lr == 0.01),
+        ),
+        // AND binds tighter: a or (b and c).
+        (
+            "params.optimizer = 'rmsprop' or params.lr = 0.1 and params.seed = 2",
+            with_other(s.main_ids(|r| r.lr == 0.1 && r.seed == 2)),
+        ),
+        (
+            "(params.optimizer = 'rmsprop' or params.lr = 0.1) and params.seed = 2",
+            s.main_ids(|r| r.lr == 0.1 && r.seed == 2),
+        ),
+        (
+            "params.lr = 0.1 and params.seed = 2 or params.optimizer = 'rmsprop'",
+            with_other(s.main_ids(|r| r.lr == 0.1 && r.seed == 2)),
+        ),
+        (
+            "not params.optimizer = 'adam' and tags.team = 'vision'",
+            s.main_ids(|r| r.optimizer == "sgd"),
+        ),
+        (
+            "NOT (params.optimizer = 'adam' OR tags.team = 'nlp')",
+            s.main_ids(|r| r.optimizer == "sgd"),
+        ),
+        (
+            "params.lr IN (0.1, 0.001) and not params.optimizer NOT IN ('sgd')",
+            s.main_ids(|r| (r.lr == 0.1 || r.lr == 0.001) && r.optimizer == "sgd"),
+        ),
+        (
+            "((metrics.acc > 0.705)) or (tags.team = 'nlp' and params.seed = 4)",
+            [s.main[7].id.clone(), s.other[1].clone()]
+                .into_iter()
+                .collect(),
+        ),
+        ("metrics.eval.top1 IS NOT NULL", other.clone()),
+        (
+            "params.desc is null and params.seed = 1",
+            s.main_ids(|r| r.seed == 1),
+        ),
+    ];
+    for (q, expected) in &cases {
+        assert!(!expected.is_empty(), "{q}");
+        assert_eq!(&s.find_set(q), expected, "find {q}");
+        let out = s.env.ok(&["compare", "--all", "--where", q, "--csv"]);
+        let got: BTreeSet<String> = out.lines().skip(1).map(|l| l[..12].to_string()).collect();
+        let want: BTreeSet<String> = expected.iter().map(|id| id[..12].to_string()).collect();
+        assert_eq!(got, want, "compare --where {q}");
+    }
+    // Errors point at the column, for both commands.
+    for (q, col) in [
+        ("metrics.acc > 0.6 or (params.lr = 0.1", 38),
+        ("metrics.acc > 0.6 or params.lr = 0.1)", 37),
+        ("not or metrics.acc > 0.6", 5),
+        ("params.lr IN (0.1,)", 19),
+    ] {
+        for args in [vec!["find", q], vec!["compare", "--where", q]] {
+            let err = s.env.fails(&args);
+            assert!(err.contains(&format!("column {col}:")), "{q}: {err}");
+            let caret = format!("  {}^", " ".repeat(col - 1));
+            assert!(err.lines().any(|l| l == caret), "{q}: {err}");
+        }
+    }
+}
+
+#[test]
+fn query_errors_say_query_once_and_suggest_quotes_for_a_bare_word() {
+    let s = sweep();
+    let err = s.env.fails(&["find", "metrics.acc > high"]);
+    assert_eq!(err.matches("query").count(), 1, "{err}");
+    assert!(err.starts_with("error: query at column 15: "), "{err}");
+    assert!(err.contains("'high'") && err.contains("quote"), "{err}");
+    let err = s
+        .env
+        .fails(&["compare", "--where", "params.optimizer = adam"]);
+    assert!(
+        err.contains("--where") && err.contains("column 20"),
+        "{err}"
+    );
+    assert!(err.contains("'adam'"), "{err}");
+    // Metrics are numbers: a quoted one is refused, not compared as text.
+    let err = s.env.fails(&["find", "metrics.acc > '0.9'"]);
+    assert!(err.contains("column 15") && err.contains("number"), "{err}");
+}
+
+#[test]
+fn filter_or_order_on_a_name_no_run_has_is_an_error_with_a_suggestion() {
+    let s = sweep();
+    let err = s.env.fails(&["find", "metrics.accuracy > 0.5"]);
+    assert!(
+        err.contains("column 1:") && err.contains("accuracy"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean metrics.acc?"), "{err}");
+    let err = s
+        .env
+        .fails(&["compare", "--where", "params.optimiser = 'adam'"]);
+    assert!(err.contains("did you mean params.optimizer?"), "{err}");
+    let err = s
+        .env
+        .fails(&["compare", "--order-by", "metrics.acc DESC, metrics.los"]);
+    assert!(err.contains("--order-by at column 19:"), "{err}");
+    assert!(err.contains("did you mean metrics.loss?"), "{err}");
+    let err = s.env.fails(&["find", "", "--order-by", "params.zzzzzz"]);
+    assert!(
+        err.contains("zzzzzz") && err.contains("params recorded"),
+        "{err}"
+    );
+    // A name some run has is fine even when no selected run matches; tags are free.
+    assert!(s.find("metrics.eval.top1 > 5").is_empty());
+    assert!(s.find("tags.owner = 'ada'").is_empty());
+    let out = s.env.ok(&["compare", "--where", "metrics.eval.top1 > 0"]);
+    assert!(out.trim().is_empty(), "{out}");
+}
+
+#[test]
+fn compare_fits_the_terminal_when_columns_is_not_set() {
+    let env = Env::init();
+    for k in 0..3 {
+        let mut args: Vec<String> = vec!["-m".into(), format!("r{k}")];
+        for p in 0..10 {
+            args.push("--param".into());
+            args.push(format!("a_rather_long_parameter_name_{p}=value-{k}-{p}"));
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.commit(&refs);
+    }
+    let width = |text: &str| text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let (code, wide) = env.run_in_terminal(&["compare"], 200);
+    assert_eq!(code, Some(0), "{wide}");
+    assert!(width(&wide) > 80 && width(&wide) <= 200, "{wide}");
+    let (code, narrow) = env.run_in_terminal(&["compare"], 60);
+    assert_eq!(code, Some(0), "{narrow}");
+    assert!(width(&narrow) <= 60 && width(&narrow) > 0, "{narrow}");
+    // COLUMNS, when set, still decides; a pipe without it gets 80.
+    let out = env
+        .cmd()
+        .args(["compare"])
+        .env("COLUMNS", "120")
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert!(width(&text) > 80 && width(&text) <= 120, "{text}");
+    assert!(width(&env.ok(&["compare"])) <= 80);
+}
+
+#[test]
+fn compare_all_shows_branch_and_status() {
+    let env = Env::init();
+    env.commit(&["-m", "ok", "--param", "lr=0.1"]);
+    env.ok(&["branch", "exp"]);
+    env.write("fail.sh", "exit 3\n");
+    let out = env.run(&["run", "-b", "exp", "-p", "lr=0.2", "--", "sh", "fail.sh"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    let out = env.ok(&["compare", "--all"]);
+    let t = table(&out);
+    assert_eq!(t[0][..3], ["run", "branch", "status"], "{out}");
+    let mut rows: Vec<(String, String)> = t[1..]
+        .iter()
+        .map(|r| (r[1].clone(), r[2].clone()))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("exp".to_string(), "failed".to_string()),
+            ("main".to_string(), "completed".to_string())
+        ],
+        "{out}"
+    );
+    // Without --all, the table is as before.
+    assert_eq!(table(&env.ok(&["compare"]))[0][0], "run");
+    assert!(!env.ok(&["compare"]).contains("status"));
 }
