@@ -128,7 +128,6 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             names.entry(id).or_default().push(short.to_string());
         }
     }
-    let style = Style::stdout();
     // With --all: every run, newest first; else the first-parent walk from `start`.
     let mut queue: std::collections::VecDeque<ObjectId> = match start {
         Some(id) => [id].into(),
@@ -145,11 +144,13 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         }
     };
     let walk = start.is_some();
-    let mut json = Vec::new();
-    let mut n = 0;
+    // Everything is read first and the index given up before printing: a reader that is slow
+    // to take the output (`cairn log | less`) must not keep other processes waiting.
+    let mut runs = Vec::new();
+    let mut missing_parent = None;
     let mut seen = HashSet::new();
     while let Some(id) = queue.pop_front() {
-        if a.max.is_some_and(|m| n >= m) || !seen.insert(id) || exclude.contains(&id) {
+        if a.max.is_some_and(|m| runs.len() >= m) || !seen.insert(id) || exclude.contains(&id) {
             break;
         }
         let run = session.read_run(&id)?;
@@ -159,7 +160,25 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         {
             break;
         }
-        n += 1;
+        let parent = run.parents.first().copied();
+        runs.push((id, run));
+        if !walk {
+            continue;
+        }
+        // A partially fetched run's ancestors may be on the remote only.
+        if let Some(p) = parent {
+            if !session.contains(&p)? {
+                missing_parent = Some(p);
+                break;
+            }
+            queue.push_back(p);
+        }
+    }
+    drop(session);
+    let style = Style::stdout();
+    let mut json = Vec::new();
+    for (id, run) in &runs {
+        let id = *id;
         let deco_names = names.get(&id);
         if a.json {
             let metrics: serde_json::Map<String, serde_json::Value> = run
@@ -214,26 +233,15 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                 );
             }
         }
-        if !walk {
-            continue;
-        }
-        let parent = run.parents.first().copied();
-        // A partially fetched run's ancestors may be on the remote only.
-        if let Some(p) = parent {
-            if !session.contains(&p)? {
-                if !a.json {
-                    println!(
-                        "{}",
-                        style.dim(&format!(
-                            "... earlier runs (from {}) are not in this repository",
-                            p.short()
-                        ))
-                    );
-                }
-                break;
-            }
-            queue.push_back(p);
-        }
+    }
+    if let (Some(p), false) = (missing_parent, a.json) {
+        println!(
+            "{}",
+            style.dim(&format!(
+                "... earlier runs (from {}) are not in this repository",
+                p.short()
+            ))
+        );
     }
     if a.json {
         super::output::print_json(&json)?;
