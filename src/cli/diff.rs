@@ -292,6 +292,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         lower_is_better: a.lower_is_better.clone(),
     };
     let d = cairn::diff::diff_runs(&session, ia, &ra, ib, &rb, &opts)?;
+    // Printed without the index: a slow reader keeps no one waiting.
+    drop(session);
     let any = a.params || a.metrics || a.code || a.data || a.artifacts;
     let sec = Sections {
         params: a.params || !any,

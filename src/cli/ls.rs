@@ -31,6 +31,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let path = path.trim_matches('/');
     let node = cairn::view::lookup(&session, &run, &a.run, path)?;
     let items = cairn::view::list(&session, &run, &node, path, !a.shallow)?;
+    // Printed without the index: a slow reader keeps no one waiting.
+    drop(session);
     if a.json {
         super::output::print_json(&items)?;
         return Ok(0);
