@@ -172,11 +172,18 @@ fn main() {
     let session = repo.store().session().expect("session");
     let filter = parse_filter(QUERY).expect("query");
     let order = parse_order(ORDER).expect("order");
+    // What `cairn find` does: the library's search over the query index.
+    let search = cairn::search::Search {
+        filter: Some(QUERY.into()),
+        order: Some(ORDER.into()),
+        ..Default::default()
+    };
     let query = || {
         let all = cairn::summary::load_all(&session).expect("load_all");
-        let mut rows: Vec<RunSummary> = all.into_values().filter(|s| filter.matches(s)).collect();
-        sort(&mut rows, &order);
-        (rows.len(), rows.first().map(|r| r.id.clone()))
+        let ids =
+            cairn::search::select(&session, &cairn::search::Selection::All, &all).expect("select");
+        let found = cairn::search::search(&ids, &all, &search).expect("search");
+        (found.total, found.runs.first().map(|r| r.id.clone()))
     };
     eprintln!("bench: timing the indexed query");
     let (t_query, (matches, best)) = median(query);

@@ -82,6 +82,16 @@ pub enum Error {
     /// The current branch has no runs yet.
     #[error("branch '{0}' has no runs yet")]
     EmptyBranch(String),
+    /// A malformed filter or sort expression, or one naming what no run has.
+    #[error("{error}")]
+    Query {
+        /// The filter or the sort keys.
+        part: crate::search::QueryPart,
+        /// The text as given.
+        text: String,
+        /// What is wrong, and at which column.
+        error: crate::query::QueryError,
+    },
     /// An operation refused for safety.
     #[error("{0}")]
     Refused(String),
@@ -163,6 +173,7 @@ impl Error {
             | Error::BadRefName { .. }
             | Error::BadArgument { .. }
             | Error::Config { .. }
+            | Error::Query { .. }
             | Error::Params(_)
             | Error::Metrics(_)
             | Error::Git(_) => ErrorKind::Invalid,

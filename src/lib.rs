@@ -15,8 +15,9 @@
 //! - [`refs`], [`revision`], [`tags`], [`notes`], [`registry`]: names for runs, the RUN syntax,
 //!   annotations and the model registry;
 //! - [`commit`], [`run`]: recording a run, by hand or by wrapping a command;
-//! - [`view`], [`diff`], [`query`], [`summary`]: reading runs — their files, differences, the
-//!   query language and the query index it runs on;
+//! - [`view`], [`diff`], [`history`], [`query`], [`search`], [`summary`]: reading runs — their
+//!   files, differences, history, the query language, searching with it, and the query index
+//!   it runs on;
 //! - [`checkout`], [`fsck`], [`gc`], [`remote`]: restoring, verifying, collecting and moving
 //!   runs between machines;
 //! - [`error`], [`progress`], [`fault`]: errors with hints, progress reports, fault injection
@@ -47,6 +48,7 @@ pub mod fault;
 pub mod fsck;
 pub mod gc;
 pub mod hash;
+pub mod history;
 pub mod notes;
 pub mod object;
 pub mod progress;
@@ -59,6 +61,7 @@ pub mod remote;
 pub mod repo;
 pub mod revision;
 pub mod run;
+pub mod search;
 pub mod snapshot;
 pub mod store;
 pub mod summary;

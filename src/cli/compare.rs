@@ -51,86 +51,28 @@ pub struct Args {
     pub lower_is_better: Vec<String>,
 }
 
-/// The runs selected by RUN arguments, a branch, or everything; newest first.
-pub fn select(
+/// Runs the library's search; a query error gets `label` (the filter's name in this command)
+/// and a caret under its column.
+pub fn search(
     session: &cairn::store::Session,
-    runs: &[String],
-    branch: Option<&str>,
-    all: bool,
     summaries: &HashMap<ObjectId, RunSummary>,
-) -> anyhow::Result<Vec<ObjectId>> {
-    if all {
-        let mut ids: Vec<ObjectId> = summaries.keys().copied().collect();
-        ids.sort_by_key(|id| {
-            std::cmp::Reverse(summaries.get(id).map(|s| s.start_time).unwrap_or(0))
-        });
-        return Ok(ids);
-    }
-    if !runs.is_empty() {
-        return runs.iter().map(|r| super::resolve(session, r)).collect();
-    }
-    let start = match cairn::revision::resolve(session, branch.unwrap_or("HEAD")) {
-        Ok(id) => id,
-        Err(cairn::Error::EmptyBranch(_)) if branch.is_none() => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut out = Vec::new();
-    let mut cur = Some(start);
-    let mut seen = std::collections::HashSet::new();
-    while let Some(id) = cur {
-        if !seen.insert(id) {
-            break;
-        }
-        out.push(id);
-        cur = summaries
-            .get(&id)
-            .and_then(|s| s.parents.first())
-            .and_then(|p| ObjectId::from_hex(p));
-    }
-    Ok(out)
-}
-
-/// Filters, sorts and limits summaries. `label` names the filter in errors (`query` for
-/// `find`, `--where` for `compare`). A metric or param that no run in `summaries` has is an
-/// error, not an empty or unsorted answer.
-pub fn query(
-    ids: Vec<ObjectId>,
-    summaries: &HashMap<ObjectId, RunSummary>,
-    filter: Option<&str>,
-    order: Option<&str>,
-    max: Option<usize>,
+    selection: &cairn::search::Selection,
+    search: &cairn::search::Search,
     label: &str,
 ) -> anyhow::Result<Vec<RunSummary>> {
-    let known = cairn::query::Known::of(summaries.values());
-    let filter = match filter {
-        Some(q) => {
-            let f = cairn::query::parse_filter(q)
-                .and_then(|f| f.check_known(&known).map(|()| f))
-                .map_err(|e| query_error(label, q, &e))?;
-            Some(f)
+    let found = cairn::search::select(session, selection, summaries)
+        .and_then(|ids| cairn::search::search(&ids, summaries, search));
+    match found {
+        Ok(f) => Ok(f.runs),
+        Err(cairn::Error::Query { part, text, error }) => {
+            let label = match part {
+                cairn::search::QueryPart::Filter => label,
+                cairn::search::QueryPart::Order => "--order-by",
+            };
+            Err(query_error(label, &text, &error))
         }
-        None => None,
-    };
-    let keys = match order {
-        Some(o) => Some(
-            cairn::query::parse_order(o)
-                .and_then(|k| cairn::query::check_order_known(&k, &known).map(|()| k))
-                .map_err(|e| query_error("--order-by", o, &e))?,
-        ),
-        None => None,
-    };
-    let mut rows: Vec<RunSummary> = ids
-        .iter()
-        .filter_map(|id| summaries.get(id).cloned())
-        .filter(|s| filter.as_ref().is_none_or(|f| f.matches(s)))
-        .collect();
-    if let Some(keys) = keys {
-        cairn::query::sort(&mut rows, &keys);
+        Err(e) => Err(e.into()),
     }
-    if let Some(n) = max {
-        rows.truncate(n);
-    }
-    Ok(rows)
 }
 
 /// A query error with a caret under the failing column: `LABEL at column N: message`.
@@ -219,15 +161,20 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let repo = ctx.repo()?;
     let session = repo.store().session()?;
     let summaries = cairn::summary::load_all(&session)?;
-    let ids = select(&session, &a.runs, a.branch.as_deref(), a.all, &summaries)?;
-    let rows = query(
-        ids,
-        &summaries,
-        a.filter.as_deref(),
-        a.order_by.as_deref(),
-        a.max,
-        "--where",
-    )?;
+    let selection = if a.all {
+        cairn::search::Selection::All
+    } else if !a.runs.is_empty() {
+        cairn::search::Selection::Runs(a.runs.clone())
+    } else {
+        cairn::search::Selection::History(a.branch.clone())
+    };
+    let query = cairn::search::Search {
+        filter: a.filter.clone(),
+        order: a.order_by.clone(),
+        offset: 0,
+        limit: a.max,
+    };
+    let rows = search(&session, &summaries, &selection, &query, "--where")?;
     drop(session);
     if a.json {
         super::output::print_json(&rows)?;

@@ -24,17 +24,20 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let repo = ctx.repo()?;
     let session = repo.store().session()?;
     let summaries = cairn::summary::load_all(&session)?;
-    drop(session);
-    let mut ids: Vec<cairn::ObjectId> = summaries.keys().copied().collect();
-    ids.sort_by_key(|id| std::cmp::Reverse(summaries.get(id).map(|s| s.start_time).unwrap_or(0)));
-    let rows = super::compare::query(
-        ids,
+    let query = cairn::search::Search {
+        filter: Some(a.query),
+        order: a.order_by,
+        offset: 0,
+        limit: a.max,
+    };
+    let rows = super::compare::search(
+        &session,
         &summaries,
-        Some(&a.query),
-        a.order_by.as_deref(),
-        a.max,
+        &cairn::search::Selection::All,
+        &query,
         "query",
     )?;
+    drop(session);
     let mut out = String::new();
     for r in rows {
         out.push_str(&r.id);

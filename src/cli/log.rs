@@ -38,15 +38,14 @@ fn first_parents(
     session: &cairn::store::Session,
     start: ObjectId,
 ) -> anyhow::Result<HashSet<ObjectId>> {
-    let mut out = HashSet::new();
-    let mut cur = Some(start);
-    while let Some(id) = cur {
-        if !out.insert(id) || !session.contains(&id)? {
-            break;
-        }
-        cur = session.read_run(&id)?.parents.first().copied();
-    }
-    Ok(out)
+    let ids = cairn::history::first_parents(start, None, |id| {
+        Ok(if session.contains(id)? {
+            session.read_run(id)?.parents.first().copied()
+        } else {
+            None
+        })
+    })?;
+    Ok(ids.into_iter().collect())
 }
 
 /// The branch `--branch-only` scopes to: the one named, or the current one.
