@@ -193,6 +193,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         child_env: if a.fresh_env { Vec::new() } else { vars },
         params_override: Some(run.params.clone()),
         path_root: Some(dir.clone()),
+        new_params: false,
     };
     let mut term = super::run::Terminal::new(ctx.quiet);
     let progress = ctx.progress();

@@ -57,8 +57,22 @@ pub struct Args {
     /// Ignore cairn.toml.
     #[arg(long)]
     pub no_project: bool,
+    /// Let a --param add a key that is in no params file (to the last one) instead of failing.
+    #[arg(long)]
+    pub new_param: bool,
+    /// Commit the abandoned run ID (its cairn process was killed) as killed, with its metrics,
+    /// log and the outputs written since it started; puts back params files it had overridden.
+    #[arg(long, value_name = "ID", conflicts_with = "command")]
+    pub salvage: Option<String>,
+    /// A command given without `--` (refused with a hint).
+    #[arg(hide = true, allow_hyphen_values = true, value_name = "ARG")]
+    pub stray: Vec<String>,
     /// The command to run, after `--`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(
+        last = true,
+        value_name = "COMMAND",
+        required_unless_present_any = ["salvage", "stray"]
+    )]
     pub command: Vec<String>,
 }
 
@@ -164,7 +178,25 @@ impl RunObserver for Terminal {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
+    if let Some(first) = a.stray.first() {
+        anyhow::bail!(
+            "unexpected argument '{first}': the command goes after `--`, as in `cairn run -- {}`",
+            a.stray.join(" ")
+        );
+    }
     let repo = ctx.repo()?;
+    if let Some(id) = &a.salvage {
+        let mut term = Terminal::new(ctx.quiet);
+        let progress = ctx.progress();
+        let outcome = cairn::run::salvage(&repo, id, &mut term, &progress)?;
+        summary(&term, &outcome);
+        return Ok(0);
+    }
+    if a.command.is_empty() {
+        anyhow::bail!(
+            "no command to run: give it after `--`, as in `cairn run -- python train.py`"
+        );
+    }
     let mut opts = project_options(&repo, ctx, a.no_project)?;
     let req = &mut opts.request;
     req.message = a.message;
@@ -189,10 +221,17 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         req.data.push((name, path));
     }
     opts.env_allow.extend(a.env);
+    opts.new_params = a.new_param;
 
     let mut term = Terminal::new(ctx.quiet);
     let progress = ctx.progress();
     let outcome = cairn::run::execute(&repo, &opts, &mut term, &progress)?;
+    summary(&term, &outcome);
+    Ok(outcome.exit_code)
+}
+
+/// The line printed once a run is committed.
+pub(super) fn summary(term: &Terminal, outcome: &cairn::run::RunOutcome) {
     let run = &outcome.commit.run;
     let mut parts = vec![format!(
         "{}{}",
@@ -211,11 +250,23 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             size(art.size)
         ));
     }
-    term.note(format_args!(
+    if !outcome.stale.is_empty() {
+        parts.push(format!(
+            "{} stale output(s) not stored (`cairn show {}` lists them)",
+            outcome.stale.len(),
+            outcome.commit.id.short()
+        ));
+    }
+    let line = format!(
         "committed run {} on {}: {}",
         outcome.commit.id,
         run.branch.as_deref().unwrap_or("detached HEAD"),
         parts.join(", ")
-    ));
-    Ok(outcome.exit_code)
+    );
+    if outcome.stale.is_empty() {
+        term.note(line);
+    } else {
+        // A warning is shown even with -q.
+        let _ = writeln!(std::io::stderr(), "cairn: warning: {line}");
+    }
 }
