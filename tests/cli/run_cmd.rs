@@ -1110,7 +1110,7 @@ fn a_param_in_no_params_file_needs_new_param() {
 fn checkout_gives_back_the_params_the_run_saw_and_not_its_log() {
     let env = Env::init();
     env.write("params.yaml", "# settings\nlr: 0.1  # learning rate\n");
-    env.write("train.sh", "echo trained > model.bin\n");
+    env.write("train.sh", "cat params.yaml\necho trained > model.bin\n");
     env.ok(&[
         "run",
         "-q",
@@ -1124,6 +1124,12 @@ fn checkout_gives_back_the_params_the_run_saw_and_not_its_log() {
         "sh",
         "train.sh",
     ]);
+    // Reproduce gives the command the params the run saw, in the file it reads.
+    let repro = env.tmp.path().join("repro");
+    let out = env.run(&["reproduce", "HEAD", "-o", repro.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let so = stdout_of(&out);
+    assert!(so.contains("lr: 0.3  # learning rate"), "{so}");
     let dir = env.tmp.path().join("restored");
     env.ok(&["checkout", "HEAD", "-o", dir.to_str().unwrap()]);
     assert_eq!(
