@@ -82,7 +82,20 @@ pub fn plan(session: &Session, run: &Run, parts: Parts) -> Result<Vec<RestoreIte
     }
     if parts.artifacts {
         if let Some(a) = &run.artifacts {
+            let first = items.len();
             plan_tree(session, &a.tree, Path::new(""), &mut items)?;
+            // The captured output of `cairn run` is the run's record, not an output.
+            if run.command.is_some() {
+                let log = Path::new(crate::run::LOG_ARTIFACT);
+                let mut i = first;
+                while i < items.len() {
+                    if items[i].rel == log {
+                        items.remove(i);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
         }
     }
     // The same folder may be planned by several parts; keep the first of each path.
@@ -104,7 +117,6 @@ pub fn checkout(
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     let mut items = plan(&session, run, parts)?;
-    items.retain(|i| i.rel != Path::new(crate::run::LOG_ARTIFACT));
     let code = parts.all_if_none().code;
     let params = if code {
         run_params_files(&session, run, &items)?

@@ -1215,6 +1215,33 @@ pub fn execute(
     check_inputs(opts)?;
     let merged = merged_params(opts)?;
     let edits = params_edits(opts)?;
+    if !edits.is_empty() {
+        // Another run's override would be taken for the user's file, and put back for good.
+        for other in list_in_progress(repo)? {
+            let held = overridden_params(&other);
+            if let Some((f, _, _)) = edits.iter().find(|(f, _, _)| held.contains(f)) {
+                let what = if other.alive {
+                    "wait for it to end".to_string()
+                } else {
+                    format!(
+                        "commit it with `cairn run --salvage {}` or discard it with `cairn \
+                         status --clean`, which put the file back",
+                        other.record.id
+                    )
+                };
+                return Err(Error::Refused(format!(
+                    "{} holds the --param values of run {} ({}); {what}",
+                    f.display(),
+                    other.record.id,
+                    if other.alive {
+                        "in progress"
+                    } else {
+                        "abandoned"
+                    },
+                )));
+            }
+        }
+    }
     let mut work = Workdir::create(repo, req, &command)?;
     let params_path = work.record.params.clone();
     let text = serde_json::to_vec_pretty(&serde_json::Value::Object(merged)).unwrap_or_default();
@@ -1592,8 +1619,8 @@ pub fn salvage(
         .ok_or_else(|| Error::BadArgument {
             arg: format!("--salvage {spec}"),
             reason: format!(
-                "run {} has no readable {PLAN_FILE} (it never started its command); remove it \
-                 with `cairn status --clean`",
+                "run {} has no readable {PLAN_FILE} (it never started its command, or an \
+                 older cairn started it); remove it with `cairn status --clean`",
                 live.record.id
             ),
         })?;

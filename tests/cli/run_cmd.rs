@@ -1264,6 +1264,23 @@ fn cleaning_an_abandoned_run_puts_its_params_file_back() {
         std::fs::read_to_string(env.path("params.yaml")).unwrap(),
         "lr: 0.7\n"
     );
+    // Another override of the same file would take 0.7 for the user's value: refused.
+    let err = env.fails(&[
+        "run",
+        "--params",
+        "params.yaml",
+        "-p",
+        "lr=0.2",
+        "--",
+        "sh",
+        "-c",
+        "touch ran",
+    ]);
+    assert!(
+        err.contains("params.yaml") && err.contains("--salvage"),
+        "{err}"
+    );
+    assert!(!env.path("ran").exists());
     env.ok(&["status", "--clean"]);
     assert_eq!(
         std::fs::read_to_string(env.path("params.yaml")).unwrap(),
