@@ -746,6 +746,79 @@ fn flatten_into(map: &Params, prefix: Option<&str>, out: &mut Vec<(String, Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn set(text: &str, format: ParamsFormat, sets: &[(&str, Value)]) -> Rewritten {
+        let sets: Vec<(Vec<String>, Value)> = sets
+            .iter()
+            .map(|(k, v)| (k.split('.').map(str::to_string).collect(), v.clone()))
+            .collect();
+        rewrite_params(text.as_bytes(), format, Path::new("p"), &sets).unwrap()
+    }
+
+    #[test]
+    fn rewriting_keeps_comments_when_it_can() {
+        let yaml = "# top\ntrain:\n  lr: 0.1  # rate\n  name: 'sgd'\nlr: 5\n";
+        let r = set(
+            yaml,
+            ParamsFormat::Yaml,
+            &[
+                ("train.lr", serde_json::json!(0.3)),
+                ("train.name", serde_json::json!("adam")),
+            ],
+        );
+        assert!(r.in_place);
+        assert_eq!(
+            String::from_utf8(r.bytes).unwrap(),
+            "# top\ntrain:\n  lr: 0.3  # rate\n  name: \"adam\"\nlr: 5\n"
+        );
+        let toml = "a = 1 # one\n[train]\nlr = 0.1 # rate\n[other]\nlr = 2\n";
+        let r = set(
+            toml,
+            ParamsFormat::Toml,
+            &[("train.lr", serde_json::json!(0.3))],
+        );
+        assert!(r.in_place);
+        assert_eq!(
+            String::from_utf8(r.bytes).unwrap(),
+            "a = 1 # one\n[train]\nlr = 0.3 # rate\n[other]\nlr = 2\n"
+        );
+    }
+
+    #[test]
+    fn rewriting_falls_back_to_the_values() {
+        // A new key, and a flow mapping, cannot be edited in place.
+        let r = set(
+            "lr: 0.1 # c\n",
+            ParamsFormat::Yaml,
+            &[("momentum", serde_json::json!(0.9))],
+        );
+        assert!(!r.in_place);
+        let back = parse_params(&r.bytes, ParamsFormat::Yaml, Path::new("p")).unwrap();
+        assert_eq!(back["momentum"], 0.9);
+        assert_eq!(back["lr"], 0.1);
+        let r = set(
+            "train: {lr: 0.1}\n",
+            ParamsFormat::Yaml,
+            &[("train.lr", serde_json::json!(2))],
+        );
+        let back = parse_params(&r.bytes, ParamsFormat::Yaml, Path::new("p")).unwrap();
+        assert_eq!(back["train"]["lr"], 2);
+        let r = set(
+            "{\"lr\": 1}",
+            ParamsFormat::Json,
+            &[("lr", serde_json::json!(2))],
+        );
+        assert_eq!(String::from_utf8(r.bytes).unwrap(), "{\n  \"lr\": 2\n}\n");
+        // TOML has no null.
+        let e = rewrite_params(
+            b"lr = 1\n",
+            ParamsFormat::Toml,
+            Path::new("p.toml"),
+            &[(vec!["lr".into()], Value::Null)],
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:"), "{e}");
+    }
     use proptest::prelude::*;
     use serde_json::json;
     use std::io::Write;
