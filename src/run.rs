@@ -1108,13 +1108,13 @@ fn restore_originals(originals: &[(PathBuf, PathBuf)]) -> Vec<(PathBuf, String)>
 /// Restores the params files when dropped (the command could not start, cairn failed).
 struct Originals<'a> {
     list: &'a [(PathBuf, PathBuf)],
-    observer_msgs: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Originals<'_> {
     fn restore(&mut self) {
         for (f, e) in restore_originals(self.list) {
-            self.observer_msgs.push(format!(
+            self.warnings.push(format!(
                 "cannot restore params file {}: {e}; the original is kept in the run's folder",
                 f.display()
             ));
@@ -1348,7 +1348,7 @@ pub fn execute(
     let originals = plan.originals.clone();
     let mut restore = Originals {
         list: &originals,
-        observer_msgs: Vec::new(),
+        warnings: Vec::new(),
     };
     for (file, bytes, in_place) in &edits {
         std::fs::write(file, bytes).map_err(io_err(file))?;
@@ -1356,7 +1356,7 @@ pub fn execute(
             observer.warning(&format!(
                 "{} was rewritten from its values for this run (its comments are not in the \
                  command's copy; the original is put back when the command ends)",
-                file.display()
+                recorded_path(repo.root(), file)
             ));
         }
     }
@@ -1390,7 +1390,7 @@ pub fn execute(
 
     let ended = supervise(&mut child, &guard, log, &work.record.log, observer);
     restore.restore();
-    for m in std::mem::take(&mut restore.observer_msgs) {
+    for m in std::mem::take(&mut restore.warnings) {
         observer.warning(&m);
     }
     let ended = ended?;
