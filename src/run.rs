@@ -1590,10 +1590,15 @@ pub fn salvage(
     observer: &mut dyn RunObserver,
     progress: &dyn Progress,
 ) -> Result<RunOutcome> {
-    let live = find_in_progress(repo, Some(spec))?.ok_or_else(|| Error::BadArgument {
-        arg: format!("--salvage {spec}"),
-        reason: "no run in progress has this id (`cairn status` lists them)".into(),
-    })?;
+    let live = Some(spec)
+        .filter(|s| !s.is_empty())
+        .map(|s| find_in_progress(repo, Some(s)))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| Error::BadArgument {
+            arg: format!("--salvage {spec}"),
+            reason: "no run in progress has this id (`cairn status` lists them)".into(),
+        })?;
     if live.alive {
         return Err(Error::BadArgument {
             arg: format!("--salvage {spec}"),
