@@ -69,6 +69,8 @@ pub struct CommitRequest {
     pub code_state: Option<CodeState>,
     /// Data snapshots already stored (a run being reproduced), recorded alongside `data`.
     pub data_refs: BTreeMap<String, DataRef>,
+    /// Outputs of a wrapped command that it did not write (recorded, not stored).
+    pub stale: Vec<crate::object::StaleOutput>,
 }
 
 /// What a commit produced.
@@ -362,6 +364,7 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
             artifacts,
             tags,
             env: req.env.clone(),
+            stale: req.stale.clone(),
         };
         Ok(Prepared {
             run,

@@ -33,6 +33,9 @@ use crate::store::StoreError;
 /// The folder under `.cairn/` holding runs in progress.
 pub const RUNS_DIR: &str = "runs";
 
+/// What a run in progress needs to be committed, in its folder.
+const PLAN_FILE: &str = "plan.json";
+
 /// The name of the captured output in a run's artifacts tree.
 pub const LOG_ARTIFACT: &str = "cairn-run.log";
 
@@ -105,6 +108,9 @@ pub struct RunOptions {
     /// Paths recorded for reproduction (working folder, outputs, metrics and params files) are
     /// relative to this folder; the repository root when absent.
     pub path_root: Option<PathBuf>,
+    /// A `--param` whose key is in no params file adds it (to the last file) instead of being
+    /// an error.
+    pub new_params: bool,
 }
 
 /// Receives what happens during a run; the command line shows it. All methods have empty
@@ -139,6 +145,9 @@ pub struct RunOutcome {
     pub exit_code: i32,
     /// Bytes of output captured.
     pub log_bytes: u64,
+    /// Outputs the run did not write (they predate it), by their paths in the artifacts tree;
+    /// they are not stored with the run.
+    pub stale: Vec<String>,
 }
 
 /// The record of a run in progress, `.cairn/runs/<id>/run.json`.
@@ -248,6 +257,41 @@ pub fn find_in_progress(repo: &Repo, spec: Option<&str>) -> Result<Option<LiveRu
         }
         None => Ok(all.iter().rev().find(|r| r.alive).or(all.last()).cloned()),
     }
+}
+
+/// The run committed from the run in progress `record` (same command and start time), found
+/// near the tips of the branches (HEAD's included); `None` when it was not committed.
+pub fn committed_from(
+    repo: &Repo,
+    record: &InProgress,
+) -> Result<Option<(crate::hash::ObjectId, String)>> {
+    let session = repo.store().session()?;
+    let mut tips: Vec<crate::hash::ObjectId> = crate::refs::branches(&session)?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    if let crate::refs::Head::Detached(id) = crate::refs::head(&session)? {
+        tips.push(id);
+    }
+    for tip in tips {
+        let mut cur = Some(tip);
+        // Runs committed since on the same branch are few; stop at older ones.
+        for _ in 0..64 {
+            let Some(id) = cur else { break };
+            let run = session.read_run(&id)?;
+            if run.started_at == record.started_at
+                && run.command.as_deref() == Some(record.command.as_slice())
+            {
+                let branch = run.branch.clone().unwrap_or_default();
+                return Ok(Some((id, branch)));
+            }
+            if run.started_at < record.started_at {
+                break;
+            }
+            cur = run.parents.first().copied();
+        }
+    }
+    Ok(None)
 }
 
 /// Reads a live metrics file (JSON Lines), keeping every good line.
@@ -838,6 +882,12 @@ impl Workdir {
         std::fs::rename(&tmp, &path).map_err(io_err(&path))
     }
 
+    fn save_plan(&self, plan: &Plan) -> Result<()> {
+        let path = self.dir.join(PLAN_FILE);
+        let bytes = serde_json::to_vec_pretty(plan).unwrap_or_default();
+        std::fs::write(&path, bytes).map_err(io_err(&path))
+    }
+
     fn set_state(&mut self, state: &str) {
         self.record.state = state.into();
         let _ = self.save();
@@ -892,6 +942,256 @@ fn check_inputs(opts: &RunOptions) -> Result<()> {
     Ok(())
 }
 
+/// What the commit of a run needs besides what the command produced, saved as
+/// `.cairn/runs/<id>/plan.json` before the command starts so that an abandoned run can still
+/// be committed ([`salvage`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Plan {
+    cwd: PathBuf,
+    message: String,
+    command: Vec<String>,
+    data: Vec<(Option<String>, PathBuf)>,
+    data_refs: BTreeMap<String, crate::object::DataRef>,
+    tags: Vec<String>,
+    branch: Option<String>,
+    parent: Option<crate::hash::ObjectId>,
+    code_state: Option<crate::object::CodeState>,
+    /// Recorded environment (without the GPU, found while the command runs).
+    env: BTreeMap<String, String>,
+    /// Outputs: as given (for messages) and absolute.
+    outputs: Vec<(PathBuf, PathBuf)>,
+    /// Outputs stored under a given path of the artifacts tree: (path in the tree, as given,
+    /// absolute).
+    named: Vec<(PathBuf, PathBuf, PathBuf)>,
+    /// Metrics files: as given and absolute.
+    metrics_files: Vec<(PathBuf, PathBuf)>,
+    /// The files of the outputs as they were before the command started, by absolute path.
+    before: BTreeMap<String, Stamp>,
+    /// Params files holding overridden values while the command runs: (the file, the copy of
+    /// the user's original in the run's folder).
+    #[serde(default)]
+    originals: Vec<(PathBuf, PathBuf)>,
+}
+
+/// What identifies a version of a file: when it is rewritten, replaced or touched, one of
+/// these changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+/// The files (and links) of `outputs` now, by absolute path.
+fn stamp_outputs(root: &Path, outputs: &[PathBuf]) -> BTreeMap<String, Stamp> {
+    let mut out = BTreeMap::new();
+    for abs in outputs {
+        let Ok((entries, _)) = crate::snapshot::walk::walk(abs, Some(root), false) else {
+            continue;
+        };
+        for e in entries {
+            if e.kind == crate::snapshot::walk::WalkKind::Dir {
+                continue;
+            }
+            out.insert(
+                e.abs.to_string_lossy().into_owned(),
+                Stamp {
+                    ino: e.ino,
+                    size: e.size,
+                    mtime_ns: e.mtime_ns,
+                    ctime_ns: e.ctime_ns,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// An output that the run did not write, left out of its artifacts.
+struct StaleFile {
+    /// Its path in the artifacts tree.
+    rel: PathBuf,
+    /// Its modification time, ms since the epoch.
+    modified_at: i64,
+}
+
+/// Splits outputs `(path in the artifacts tree, absolute path)` into what the run wrote and
+/// what it left untouched. An output file written since the start is kept whole; a folder
+/// whose files are all new is kept whole; from a folder holding both, only the new files are
+/// kept. Returns the indices of the outputs kept whole, the new files of the others (path in
+/// the tree, absolute path) and the stale files.
+#[allow(clippy::type_complexity)]
+fn fresh_outputs(
+    repo: &Repo,
+    outputs: &[(PathBuf, PathBuf)],
+    before: &BTreeMap<String, Stamp>,
+) -> (Vec<usize>, Vec<(PathBuf, PathBuf)>, Vec<StaleFile>) {
+    let mut whole = Vec::new();
+    let mut files = Vec::new();
+    let mut stale = Vec::new();
+    for (i, (base, abs)) in outputs.iter().enumerate() {
+        let Ok((entries, _)) = crate::snapshot::walk::walk(abs, Some(repo.root()), false) else {
+            whole.push(i);
+            continue;
+        };
+        let mut new = Vec::new();
+        let mut old = Vec::new();
+        for e in entries {
+            if e.kind == crate::snapshot::walk::WalkKind::Dir {
+                continue;
+            }
+            let now = Stamp {
+                ino: e.ino,
+                size: e.size,
+                mtime_ns: e.mtime_ns,
+                ctime_ns: e.ctime_ns,
+            };
+            let rel = if e.rel.as_os_str().is_empty() {
+                base.clone()
+            } else {
+                base.join(&e.rel)
+            };
+            if before.get(e.abs.to_string_lossy().as_ref()) == Some(&now) {
+                old.push(StaleFile {
+                    rel,
+                    modified_at: e.mtime_ns.div_euclid(1_000_000),
+                });
+            } else {
+                new.push((rel, e.abs));
+            }
+        }
+        if old.is_empty() {
+            whole.push(i);
+        } else {
+            files.extend(new);
+            stale.extend(old);
+        }
+    }
+    (whole, files, stale)
+}
+
+/// Where an output goes in the artifacts tree: its path relative to the repository root, or
+/// its name when outside.
+fn tree_path(repo: &Repo, abs: &Path) -> PathBuf {
+    match repo.relative(abs) {
+        Some(r) if r != Path::new(".") => r,
+        Some(_) => PathBuf::new(),
+        None => abs.file_name().map(PathBuf::from).unwrap_or_default(),
+    }
+}
+
+/// Puts the user's params files back as they were, byte for byte, and removes the copies.
+/// Returns the files that could not be restored, with why.
+fn restore_originals(originals: &[(PathBuf, PathBuf)]) -> Vec<(PathBuf, String)> {
+    let mut failed = Vec::new();
+    for (file, copy) in originals {
+        let bytes = match std::fs::read(copy) {
+            Ok(b) => b,
+            // Already restored.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                failed.push((file.clone(), e.to_string()));
+                continue;
+            }
+        };
+        match std::fs::write(file, &bytes) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(copy);
+            }
+            Err(e) => failed.push((file.clone(), e.to_string())),
+        }
+    }
+    failed
+}
+
+/// Restores the params files when dropped (the command could not start, cairn failed).
+struct Originals<'a> {
+    list: &'a [(PathBuf, PathBuf)],
+    warnings: Vec<String>,
+}
+
+impl Originals<'_> {
+    fn restore(&mut self) {
+        for (f, e) in restore_originals(self.list) {
+            self.warnings.push(format!(
+                "cannot restore params file {}: {e}; the original is kept in the run's folder",
+                f.display()
+            ));
+        }
+    }
+}
+
+impl Drop for Originals<'_> {
+    fn drop(&mut self) {
+        let _ = restore_originals(self.list);
+    }
+}
+
+/// The overridden params files: for each file, its new content. Every `--param` goes to the
+/// last params file that holds its key (the value the command reads, as files are merged in
+/// order); a key in no file is an error unless `new_params` is set, when it goes to the last
+/// file. Without params files nothing is written (the command reads `$CAIRN_PARAMS`).
+fn params_edits(opts: &RunOptions) -> Result<Vec<(PathBuf, Vec<u8>, bool)>> {
+    let req = &opts.request;
+    if req.params_files.is_empty() || req.params.is_empty() {
+        return Ok(Vec::new());
+    }
+    let files: Vec<PathBuf> = req
+        .params_files
+        .iter()
+        .map(|p| absolute(&req.cwd, p))
+        .collect();
+    let mut loaded = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).map_err(|source| params::ParamsError::Io {
+            path: f.clone(),
+            source,
+        })?;
+        let format = params::ParamsFormat::from_path(f)
+            .ok_or_else(|| params::ParamsError::UnknownFormat { path: f.clone() })?;
+        let values = params::parse_params(&bytes, format, f)?;
+        loaded.push((bytes, format, values));
+    }
+    let mut sets: Vec<Vec<(Vec<String>, serde_json::Value)>> = vec![Vec::new(); files.len()];
+    for a in &req.params {
+        let (path, value) = params::parse_assignment(a)?;
+        let holder = loaded
+            .iter()
+            .rposition(|(_, _, v)| params::get_path(v, &path).is_some());
+        let target = match holder {
+            Some(i) => i,
+            None if opts.new_params => files.len() - 1,
+            None => {
+                return Err(Error::BadArgument {
+                    arg: format!("--param {a}"),
+                    reason: format!(
+                        "'{}' is in none of the params files ({}); pass --new-param to add it",
+                        path.join("."),
+                        req.params_files
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            }
+        };
+        sets[target].push((path, value));
+    }
+    let mut out = Vec::new();
+    for ((f, (bytes, format, _)), s) in files.iter().zip(&loaded).zip(&sets) {
+        if s.is_empty() {
+            continue;
+        }
+        let r = params::rewrite_params(bytes, *format, f, s)?;
+        if r.bytes != *bytes {
+            out.push((f.clone(), r.bytes, r.in_place));
+        }
+    }
+    Ok(out)
+}
+
 /// Runs the command and commits it. See the module docs.
 pub fn execute(
     repo: &Repo,
@@ -914,6 +1214,34 @@ pub fn execute(
             .map_err(|e| Error::Refused(format!("cannot handle signals: {e}")))?;
     check_inputs(opts)?;
     let merged = merged_params(opts)?;
+    let edits = params_edits(opts)?;
+    if !edits.is_empty() {
+        // Another run's override would be taken for the user's file, and put back for good.
+        for other in list_in_progress(repo)? {
+            let held = overridden_params(&other);
+            if let Some((f, _, _)) = edits.iter().find(|(f, _, _)| held.contains(f)) {
+                let what = if other.alive {
+                    "wait for it to end".to_string()
+                } else {
+                    format!(
+                        "commit it with `cairn run --salvage {}` or discard it with `cairn \
+                         status --clean`, which put the file back",
+                        other.record.id
+                    )
+                };
+                return Err(Error::Refused(format!(
+                    "{} holds the --param values of run {} ({}); {what}",
+                    f.display(),
+                    other.record.id,
+                    if other.alive {
+                        "in progress"
+                    } else {
+                        "abandoned"
+                    },
+                )));
+            }
+        }
+    }
     let mut work = Workdir::create(repo, req, &command)?;
     let params_path = work.record.params.clone();
     let text = serde_json::to_vec_pretty(&serde_json::Value::Object(merged)).unwrap_or_default();
@@ -956,6 +1284,82 @@ pub fn execute(
     let vars = child_vars(&opts.child_env);
     let mut env = select_env(vars.iter().cloned(), &opts.env_allow);
     let gpu = std::thread::spawn(|| gpu_model(GPU_TIMEOUT));
+    env.insert(keys::USER.into(), user_name());
+    let root = opts.path_root.as_deref().unwrap_or(repo.root());
+    env.insert(keys::CWD.into(), recorded_path(root, &req.cwd));
+    let list = |paths: &[PathBuf]| {
+        serde_json::to_string(
+            &paths
+                .iter()
+                .map(|p| recorded_path(root, p))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default()
+    };
+    let named: Vec<(PathBuf, PathBuf, PathBuf)> = req
+        .named_artifacts
+        .iter()
+        .map(|(rel, p)| (rel.clone(), p.clone(), clean_path(&absolute(&req.cwd, p))))
+        .collect();
+    let all_outputs: Vec<PathBuf> = outputs_abs
+        .iter()
+        .cloned()
+        .chain(named.iter().map(|(_, _, abs)| abs.clone()))
+        .collect();
+    if !all_outputs.is_empty() {
+        env.insert(keys::OUTPUTS.into(), list(&all_outputs));
+    }
+    if !metrics_abs.is_empty() {
+        env.insert(keys::METRICS.into(), list(&metrics_abs));
+    }
+    if !req.params_files.is_empty() {
+        let files: Vec<PathBuf> = req
+            .params_files
+            .iter()
+            .map(|p| absolute(&req.cwd, p))
+            .collect();
+        env.insert(keys::PARAMS.into(), list(&files));
+    }
+    let mut plan = Plan {
+        cwd: req.cwd.clone(),
+        message: req.message.clone(),
+        command: command.clone(),
+        data: req.data.clone(),
+        data_refs: req.data_refs.clone(),
+        tags: req.tags.clone(),
+        branch: req.branch.clone(),
+        parent: req.parent,
+        code_state,
+        env,
+        outputs: req.artifacts.iter().cloned().zip(outputs_abs).collect(),
+        named,
+        metrics_files: req.metrics_files.iter().cloned().zip(metrics_abs).collect(),
+        before: stamp_outputs(repo.root(), &all_outputs),
+        originals: Vec::new(),
+    };
+    // The user's params files are kept in the run's folder before they are overridden, so
+    // that they can be put back even if cairn is killed.
+    for (i, (file, _, _)) in edits.iter().enumerate() {
+        let copy = work.dir.join(format!("original-params-{i}"));
+        std::fs::copy(file, &copy).map_err(io_err(file))?;
+        plan.originals.push((file.clone(), copy));
+    }
+    work.save_plan(&plan)?;
+    let originals = plan.originals.clone();
+    let mut restore = Originals {
+        list: &originals,
+        warnings: Vec::new(),
+    };
+    for (file, bytes, in_place) in &edits {
+        std::fs::write(file, bytes).map_err(io_err(file))?;
+        if !in_place {
+            observer.warning(&format!(
+                "{} was rewritten from its values for this run (its comments are not in the \
+                 command's copy; the original is put back when the command ends)",
+                recorded_path(repo.root(), file)
+            ));
+        }
+    }
 
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..])
@@ -984,16 +1388,67 @@ pub fn execute(
     work.set_state("running");
     observer.started(&work.record);
 
-    let ended = supervise(&mut child, &guard, log, &work.record.log, observer)?;
+    let ended = supervise(&mut child, &guard, log, &work.record.log, observer);
+    restore.restore();
+    for m in std::mem::take(&mut restore.warnings) {
+        observer.warning(&m);
+    }
+    let ended = ended?;
     observer.ended(ended.status, ended.code, ended.ended_at - started_at);
     work.set_state("committing");
+    if let Ok(Some(g)) = gpu.join() {
+        plan.env.insert(keys::GPU.into(), g);
+    }
+    let finished = Finished {
+        status: ended.status,
+        exit_code: Some(ended.code),
+        started_at,
+        ended_at: ended.ended_at,
+    };
+    match finish(repo, &work, &plan, &finished, observer, progress) {
+        Ok((commit, stale)) => {
+            work.keep = false;
+            Ok(RunOutcome {
+                commit,
+                exit_code: ended.exit,
+                log_bytes: ended.log_bytes,
+                stale,
+            })
+        }
+        Err(e) => {
+            work.set_state("failed to commit");
+            Err(Error::Refused(format!(
+                "the run could not be committed: {e}; its output and metrics are kept in {}",
+                work.dir.display()
+            )))
+        }
+    }
+}
 
-    // ---- what to commit ----
+/// How a run ended, for [`finish`].
+struct Finished {
+    status: &'static str,
+    exit_code: Option<i32>,
+    started_at: i64,
+    ended_at: i64,
+}
+
+/// Commits what the run produced: its live metrics and metrics files, its log and the outputs
+/// it wrote (outputs it did not write are left out, and listed). Returns the commit and the
+/// paths of the outputs left out.
+fn finish(
+    repo: &Repo,
+    work: &Workdir,
+    plan: &Plan,
+    ended: &Finished,
+    observer: &mut dyn RunObserver,
+    progress: &dyn Progress,
+) -> Result<(CommitOutcome, Vec<String>)> {
     let (mut live, errors) = read_live_metrics(&work.record.metrics);
     for e in errors {
         observer.warning(&format!("bad metrics line skipped: {e}"));
     }
-    for (p, abs) in req.metrics_files.iter().zip(&metrics_abs) {
+    for (p, abs) in &plan.metrics_files {
         if std::fs::symlink_metadata(abs).is_err() {
             observer.warning(&format!(
                 "metrics file {} does not exist; not read",
@@ -1025,7 +1480,7 @@ pub fn execute(
     }
     let mut outputs = Vec::new();
     let mut log_named = true;
-    for (p, abs) in req.artifacts.iter().zip(&outputs_abs) {
+    for (p, abs) in &plan.outputs {
         if std::fs::symlink_metadata(abs).is_err() {
             observer.warning(&format!(
                 "output {} does not exist; not stored",
@@ -1039,12 +1494,11 @@ pub fn execute(
             ));
             log_named = false;
         }
-        outputs.push(abs.clone());
+        outputs.push((p.clone(), abs.clone()));
     }
-    let mut named = Vec::new();
-    for (rel, p) in &req.named_artifacts {
-        let abs = absolute(&req.cwd, p);
-        if std::fs::symlink_metadata(&abs).is_err() {
+    let mut named_outputs = Vec::new();
+    for (rel, p, abs) in &plan.named {
+        if std::fs::symlink_metadata(abs).is_err() {
             observer.warning(&format!(
                 "output {} does not exist; not stored",
                 p.display()
@@ -1054,94 +1508,193 @@ pub fn execute(
         if rel == Path::new(LOG_ARTIFACT) {
             log_named = false;
         }
-        named.push((rel.clone(), abs));
+        named_outputs.push((rel.clone(), abs.clone()));
+    }
+    let n_plain = outputs.len();
+    let all: Vec<(PathBuf, PathBuf)> = outputs
+        .iter()
+        .map(|(_, abs)| (tree_path(repo, abs), abs.clone()))
+        .chain(named_outputs.iter().cloned())
+        .collect();
+    let (whole_idx, mut named, stale) = fresh_outputs(repo, &all, &plan.before);
+    let mut whole = Vec::new();
+    for i in whole_idx {
+        if i < n_plain {
+            whole.push(all[i].1.clone());
+        } else {
+            named.push(all[i].clone());
+        }
     }
     if log_named {
         named.insert(0, (PathBuf::from(LOG_ARTIFACT), work.record.log.clone()));
     }
-    if let Ok(Some(g)) = gpu.join() {
-        env.insert(keys::GPU.into(), g);
-    }
-    env.insert(keys::USER.into(), user_name());
-    let root = opts.path_root.as_deref().unwrap_or(repo.root());
-    env.insert(keys::CWD.into(), recorded_path(root, &req.cwd));
-    let list = |paths: &[PathBuf]| {
-        serde_json::to_string(
-            &paths
-                .iter()
-                .map(|p| recorded_path(root, p))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap_or_default()
-    };
-    let all_outputs: Vec<PathBuf> = outputs_abs
+    let stale_paths: Vec<String> = stale
         .iter()
-        .cloned()
-        .chain(
-            req.named_artifacts
-                .iter()
-                .map(|(_, p)| absolute(&req.cwd, p)),
-        )
+        .map(|s| s.rel.to_string_lossy().into_owned())
         .collect();
-    if !all_outputs.is_empty() {
-        env.insert(keys::OUTPUTS.into(), list(&all_outputs));
+    if !stale.is_empty() {
+        observer.warning(&format!(
+            "{} output file(s) were not written by this run and are not stored with it: {}",
+            stale.len(),
+            stale_paths.join(", ")
+        ));
     }
-    if !metrics_abs.is_empty() {
-        env.insert(keys::METRICS.into(), list(&metrics_abs));
-    }
-    if !req.params_files.is_empty() {
-        let files: Vec<PathBuf> = req
-            .params_files
-            .iter()
-            .map(|p| absolute(&req.cwd, p))
-            .collect();
-        env.insert(keys::PARAMS.into(), list(&files));
-    }
-    let message = if req.message.is_empty() {
-        let line = command.join(" ");
+    let message = if plan.message.is_empty() {
+        let line = plan.command.join(" ");
         if line.chars().count() > 72 {
             format!("{}...", line.chars().take(69).collect::<String>())
         } else {
             line
         }
     } else {
-        req.message.clone()
+        plan.message.clone()
     };
     let full = CommitRequest {
+        cwd: plan.cwd.clone(),
         message,
-        params_files: vec![params_path],
-        params: Vec::new(),
-        metrics_files: Vec::new(),
+        params_files: vec![work.record.params.clone()],
         metrics: Some(live),
-        artifacts: outputs,
-        command: Some(command.clone()),
+        data: plan.data.clone(),
+        data_refs: plan.data_refs.clone(),
+        artifacts: whole,
+        tags: plan.tags.clone(),
+        branch: plan.branch.clone(),
+        parent: plan.parent,
+        command: Some(plan.command.clone()),
         status: Some(ended.status.into()),
-        exit_code: Some(ended.code),
-        started_at: Some(started_at),
-        ended_at: Some(ended.ended_at.max(started_at)),
-        env,
+        exit_code: ended.exit_code,
+        started_at: Some(ended.started_at),
+        ended_at: Some(ended.ended_at.max(ended.started_at)),
+        env: plan.env.clone(),
         named_artifacts: named,
-        code: None,
-        code_state: code_state.clone(),
-        ..req.clone()
-    };
-    match commit_once(repo, full, observer, progress) {
-        Ok(commit) => {
-            work.keep = false;
-            Ok(RunOutcome {
-                commit,
-                exit_code: ended.exit,
-                log_bytes: ended.log_bytes,
+        code_state: plan.code_state.clone(),
+        stale: stale
+            .into_iter()
+            .map(|s| crate::object::StaleOutput {
+                path: s.rel.to_string_lossy().into_owned(),
+                modified_at: s.modified_at,
             })
-        }
-        Err(e) => {
-            work.set_state("failed to commit");
-            Err(Error::Refused(format!(
-                "the run could not be committed: {e}; its output and metrics are kept in {}",
-                work.dir.display()
-            )))
+            .collect(),
+        ..Default::default()
+    };
+    let commit = commit_once(repo, full, observer, progress)?;
+    Ok((commit, stale_paths))
+}
+
+/// Commits an abandoned run (its cairn process is gone and its command has ended) as
+/// `killed`, with what it left in `.cairn/runs/<id>/`: its metrics, its log and the outputs
+/// written since it started. Params files it had overridden are put back first.
+pub fn salvage(
+    repo: &Repo,
+    spec: &str,
+    observer: &mut dyn RunObserver,
+    progress: &dyn Progress,
+) -> Result<RunOutcome> {
+    let live = Some(spec)
+        .filter(|s| !s.is_empty())
+        .map(|s| find_in_progress(repo, Some(s)))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| Error::BadArgument {
+            arg: format!("--salvage {spec}"),
+            reason: "no run in progress has this id (`cairn status` lists them)".into(),
+        })?;
+    if live.alive {
+        return Err(Error::BadArgument {
+            arg: format!("--salvage {spec}"),
+            reason: format!(
+                "run {} is still running (cairn process {}); it will commit itself",
+                live.record.id, live.record.pid
+            ),
+        });
+    }
+    if let Some(child) = live.record.child_pid.filter(|p| process_alive(*p)) {
+        return Err(Error::BadArgument {
+            arg: format!("--salvage {spec}"),
+            reason: format!(
+                "the command of run {} is still running (process {child}); end it first",
+                live.record.id
+            ),
+        });
+    }
+    let plan_path = live.dir.join(PLAN_FILE);
+    let plan: Plan = std::fs::read(&plan_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| Error::BadArgument {
+            arg: format!("--salvage {spec}"),
+            reason: format!(
+                "run {} has no readable {PLAN_FILE} (it never started its command, or an \
+                 older cairn started it); remove it with `cairn status --clean`",
+                live.record.id
+            ),
+        })?;
+    for (f, e) in restore_originals(&plan.originals) {
+        observer.warning(&format!("cannot restore params file {}: {e}", f.display()));
+    }
+    // The command ended at the latest when it last wrote its log or metrics.
+    let mtime = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let ended_at = mtime(&live.record.log)
+        .max(mtime(&live.record.metrics))
+        .max(live.record.started_at);
+    let mut work = Workdir {
+        dir: live.dir.clone(),
+        record: live.record.clone(),
+        keep: true,
+    };
+    let finished = Finished {
+        status: "killed",
+        exit_code: None,
+        started_at: live.record.started_at,
+        ended_at,
+    };
+    let log_bytes = std::fs::metadata(&live.record.log).map_or(0, |m| m.len());
+    let (commit, stale) = finish(repo, &work, &plan, &finished, observer, progress)?;
+    work.keep = false;
+    Ok(RunOutcome {
+        commit,
+        exit_code: 0,
+        log_bytes,
+        stale,
+    })
+}
+
+/// Removes the folder of an abandoned run, first putting back the params files it had
+/// overridden. Returns the files that could not be put back (their originals stay in the
+/// folder, which is then kept).
+pub fn discard_abandoned(live: &LiveRun) -> Result<Vec<PathBuf>> {
+    let plan: Option<Plan> = std::fs::read(live.dir.join(PLAN_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(plan) = plan {
+        let failed = restore_originals(&plan.originals);
+        if !failed.is_empty() {
+            return Ok(failed.into_iter().map(|(f, _)| f).collect());
         }
     }
+    std::fs::remove_dir_all(&live.dir).map_err(io_err(&live.dir))?;
+    Ok(Vec::new())
+}
+
+/// The params files an abandoned run left overridden (their originals are in its folder).
+pub fn overridden_params(live: &LiveRun) -> Vec<PathBuf> {
+    std::fs::read(live.dir.join(PLAN_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Plan>(&b).ok())
+        .map(|p| {
+            p.originals
+                .into_iter()
+                .filter(|(_, copy)| copy.exists())
+                .map(|(f, _)| f)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The command runs in a process group of its own (so that signals reach all its processes),

@@ -136,6 +136,7 @@ fn run() -> Run {
         }),
         tags: [("team".to_string(), "vision".to_string())].into(),
         env: [("CUDA_VISIBLE_DEVICES".to_string(), "0".to_string())].into(),
+        stale: Vec::new(),
     }
 }
 

@@ -452,6 +452,274 @@ pub fn merge(base: &mut Params, overlay: Params) {
     }
 }
 
+/// The value at `path`, if the params hold one there.
+pub fn get_path<'a>(params: &'a Params, path: &[String]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut current = params;
+    for segment in parents {
+        current = current.get(segment)?.as_object()?;
+    }
+    current.get(last)
+}
+
+/// A params file rewritten with new values (see [`rewrite_params`]).
+#[derive(Debug, Clone)]
+pub struct Rewritten {
+    /// The new content.
+    pub bytes: Vec<u8>,
+    /// Whether the file was edited line by line, keeping its layout and comments; false when
+    /// it had to be written anew from its values (a YAML or TOML file then loses its comments).
+    pub in_place: bool,
+}
+
+/// Rewrites the content of a params file in `format` with each `(path, value)` set, keeping
+/// the format. YAML and TOML files are edited in place, line by line, when every value to set
+/// is a one-line scalar (comments and layout are kept); otherwise, and for JSON, the file is
+/// written anew from its values. The result is always checked: it parses to exactly the
+/// file's params with the values set.
+pub fn rewrite_params(
+    bytes: &[u8],
+    format: ParamsFormat,
+    path: &Path,
+    sets: &[(Vec<String>, Value)],
+) -> Result<Rewritten, ParamsError> {
+    let mut expected = parse_params(bytes, format, path)?;
+    for (p, v) in sets {
+        set_path(&mut expected, p, v.clone());
+    }
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
+    let checks =
+        |out: &str| parse_params(out.as_bytes(), format, path).is_ok_and(|got| got == expected);
+    let edited = match format {
+        ParamsFormat::Yaml => edit_lines(text, sets, yaml_line, yaml_scalar),
+        ParamsFormat::Toml => edit_lines(text, sets, toml_line, toml_scalar),
+        ParamsFormat::Json => None,
+    };
+    if let Some(out) = edited.filter(|o| checks(o)) {
+        return Ok(Rewritten {
+            bytes: out.into_bytes(),
+            in_place: true,
+        });
+    }
+    let cannot = |reason: String| ParamsError::Syntax {
+        path: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message: format!("cannot write the overridden values: {reason}"),
+    };
+    let out = match format {
+        ParamsFormat::Json => {
+            serde_json::to_string_pretty(&expected).map_err(|e| cannot(e.to_string()))? + "\n"
+        }
+        ParamsFormat::Yaml => {
+            serde_yaml::to_string(&expected).map_err(|e| cannot(e.to_string()))?
+        }
+        ParamsFormat::Toml => {
+            toml::to_string_pretty(&expected).map_err(|e| cannot(e.to_string()))?
+        }
+    };
+    if !checks(&out) {
+        return Err(cannot(
+            "the values cannot be represented in this format".into(),
+        ));
+    }
+    Ok(Rewritten {
+        bytes: out.into_bytes(),
+        in_place: false,
+    })
+}
+
+/// One line of a YAML or TOML file, as far as [`edit_lines`] understands it.
+enum Line {
+    /// Blank or a comment: skipped.
+    Skip,
+    /// Opens a section at this path (a TOML table header).
+    Section(Option<Vec<String>>),
+    /// `key: value` (or `key = value`) with this indentation; `value` is the byte range of the
+    /// value text on the line (empty when the value follows on the next lines).
+    Key {
+        indent: usize,
+        key: String,
+        value: std::ops::Range<usize>,
+    },
+    /// Anything else: the edit gives up on the file.
+    Other,
+}
+
+/// Sets one-line scalar values in place: finds each key's line and replaces its value text,
+/// keeping what follows (a comment). `None` when a key is not found on a line of its own.
+fn edit_lines(
+    text: &str,
+    sets: &[(Vec<String>, Value)],
+    parse: fn(&str) -> Line,
+    render: fn(&Value) -> Option<String>,
+) -> Option<String> {
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    for (path, value) in sets {
+        let rendered = render(value)?;
+        let mut stack: Vec<(usize, String)> = Vec::new();
+        let mut section: Vec<String> = Vec::new();
+        let mut in_section = true;
+        let mut found = false;
+        for line in lines.iter_mut() {
+            match parse(line) {
+                Line::Skip => {}
+                Line::Other => return None,
+                Line::Section(s) => {
+                    in_section = s.is_some();
+                    section = s.unwrap_or_default();
+                    stack.clear();
+                }
+                Line::Key { indent, key, value } => {
+                    if !in_section {
+                        continue;
+                    }
+                    while stack.last().is_some_and(|(i, _)| *i >= indent) {
+                        stack.pop();
+                    }
+                    stack.push((indent, key));
+                    let here: Vec<&String> =
+                        section.iter().chain(stack.iter().map(|(_, k)| k)).collect();
+                    if here.len() == path.len()
+                        && here.iter().zip(path).all(|(a, b)| *a == b)
+                        && !value.is_empty()
+                    {
+                        line.replace_range(value, &rendered);
+                        found = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if !found {
+            return None;
+        }
+    }
+    Some(lines.concat())
+}
+
+/// The end of a value's text on a line: before a ` #` comment outside quotes, trimmed.
+fn value_end(line: &str, start: usize) -> usize {
+    let bytes = line.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut end = line.trim_end_matches(['\n', '\r']).len();
+    let mut i = start;
+    while i < end {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == b'\\' && q == b'"' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None if b == b'#' && (i == start || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') => {
+                end = i;
+                break;
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    start + line[start..end].trim_end().len()
+}
+
+fn is_plain_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn yaml_line(line: &str) -> Line {
+    let body = line.trim_end_matches(['\n', '\r']);
+    let trimmed = body.trim_start();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return Line::Skip;
+    }
+    if trimmed.starts_with("---") && body.trim() == "---" {
+        return Line::Skip;
+    }
+    let indent = body.len() - trimmed.len();
+    let Some(colon) = trimmed.find(':') else {
+        return Line::Other;
+    };
+    let key = &trimmed[..colon];
+    if !is_plain_key(key) {
+        return Line::Other;
+    }
+    let after = &trimmed[colon + 1..];
+    if !after.is_empty() && !after.starts_with([' ', '\t']) {
+        return Line::Other;
+    }
+    let start = indent + colon + 1 + (after.len() - after.trim_start().len());
+    let end = value_end(line, start);
+    let value = &line[start..end];
+    if value.starts_with(['|', '>', '&', '*', '!', '{', '[']) {
+        return Line::Other;
+    }
+    Line::Key {
+        indent,
+        key: key.to_string(),
+        value: start..end,
+    }
+}
+
+fn toml_line(line: &str) -> Line {
+    let body = line.trim_end_matches(['\n', '\r']);
+    let trimmed = body.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return Line::Skip;
+    }
+    if trimmed.starts_with("[[") {
+        return Line::Section(None);
+    }
+    if let Some(rest) = trimmed.strip_prefix('[') {
+        let Some(close) = rest.find(']') else {
+            return Line::Other;
+        };
+        let name: Vec<String> = rest[..close]
+            .split('.')
+            .map(|s| s.trim().to_string())
+            .collect();
+        if !name.iter().all(|s| is_plain_key(s)) {
+            return Line::Section(None);
+        }
+        return Line::Section(Some(name));
+    }
+    let indent = body.len() - body.trim_start().len();
+    let Some(eq) = body.find('=') else {
+        return Line::Other;
+    };
+    let key = body[..eq].trim();
+    if !is_plain_key(key) {
+        return Line::Other;
+    }
+    let after = &body[eq + 1..];
+    let start = eq + 1 + (after.len() - after.trim_start().len());
+    let end = value_end(line, start);
+    // Keys of one table are all at the same level, whatever their indentation.
+    let _ = indent;
+    Line::Key {
+        indent: 0,
+        key: key.to_string(),
+        value: start..end,
+    }
+}
+
+fn yaml_scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => Some("null".into()),
+        Value::Bool(_) | Value::Number(_) => Some(v.to_string()),
+        Value::String(_) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+fn toml_scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::Bool(_) | Value::Number(_) | Value::String(_) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
 /// Lists the leaves of `params` in order, under their keys joined with `.`
 /// (`{"optimizer": {"lr": 0.1}}` gives `[("optimizer.lr", 0.1)]`).
 ///
@@ -478,6 +746,79 @@ fn flatten_into(map: &Params, prefix: Option<&str>, out: &mut Vec<(String, Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn set(text: &str, format: ParamsFormat, sets: &[(&str, Value)]) -> Rewritten {
+        let sets: Vec<(Vec<String>, Value)> = sets
+            .iter()
+            .map(|(k, v)| (k.split('.').map(str::to_string).collect(), v.clone()))
+            .collect();
+        rewrite_params(text.as_bytes(), format, Path::new("p"), &sets).unwrap()
+    }
+
+    #[test]
+    fn rewriting_keeps_comments_when_it_can() {
+        let yaml = "# top\ntrain:\n  lr: 0.1  # rate\n  name: 'sgd'\nlr: 5\n";
+        let r = set(
+            yaml,
+            ParamsFormat::Yaml,
+            &[
+                ("train.lr", serde_json::json!(0.3)),
+                ("train.name", serde_json::json!("adam")),
+            ],
+        );
+        assert!(r.in_place);
+        assert_eq!(
+            String::from_utf8(r.bytes).unwrap(),
+            "# top\ntrain:\n  lr: 0.3  # rate\n  name: \"adam\"\nlr: 5\n"
+        );
+        let toml = "a = 1 # one\n[train]\nlr = 0.1 # rate\n[other]\nlr = 2\n";
+        let r = set(
+            toml,
+            ParamsFormat::Toml,
+            &[("train.lr", serde_json::json!(0.3))],
+        );
+        assert!(r.in_place);
+        assert_eq!(
+            String::from_utf8(r.bytes).unwrap(),
+            "a = 1 # one\n[train]\nlr = 0.3 # rate\n[other]\nlr = 2\n"
+        );
+    }
+
+    #[test]
+    fn rewriting_falls_back_to_the_values() {
+        // A new key, and a flow mapping, cannot be edited in place.
+        let r = set(
+            "lr: 0.1 # c\n",
+            ParamsFormat::Yaml,
+            &[("momentum", serde_json::json!(0.9))],
+        );
+        assert!(!r.in_place);
+        let back = parse_params(&r.bytes, ParamsFormat::Yaml, Path::new("p")).unwrap();
+        assert_eq!(back["momentum"], 0.9);
+        assert_eq!(back["lr"], 0.1);
+        let r = set(
+            "train: {lr: 0.1}\n",
+            ParamsFormat::Yaml,
+            &[("train.lr", serde_json::json!(2))],
+        );
+        let back = parse_params(&r.bytes, ParamsFormat::Yaml, Path::new("p")).unwrap();
+        assert_eq!(back["train"]["lr"], 2);
+        let r = set(
+            "{\"lr\": 1}",
+            ParamsFormat::Json,
+            &[("lr", serde_json::json!(2))],
+        );
+        assert_eq!(String::from_utf8(r.bytes).unwrap(), "{\n  \"lr\": 2\n}\n");
+        // TOML has no null.
+        let e = rewrite_params(
+            b"lr = 1\n",
+            ParamsFormat::Toml,
+            Path::new("p.toml"),
+            &[(vec!["lr".into()], Value::Null)],
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:"), "{e}");
+    }
     use proptest::prelude::*;
     use serde_json::json;
     use std::io::Write;

@@ -8,6 +8,10 @@ use super::Ctx;
 /// Restore a run's code, data and artifacts, bit for bit, to where they were recorded from
 /// (relative to the repository root) or into -o DIR. Refuses to overwrite files that differ
 /// unless --force; never writes outside the target folder.
+///
+/// The params files a `cairn run` read are written as the run saw them (its -p overrides
+/// included); its captured output (cairn-run.log) is not restored: `cairn cat
+/// RUN:artifacts/cairn-run.log` prints it.
 #[derive(clap::Args)]
 #[command(
     after_help = "Examples:\n  cairn checkout HEAD~1 -o /tmp/previous\n  cairn checkout best --artifacts\n  cairn checkout 3f2a --data --force"

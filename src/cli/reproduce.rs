@@ -64,25 +64,6 @@ fn is_variable(k: &str) -> bool {
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Writes `params` to `path` in the format its extension names (JSON is also YAML).
-fn write_params(path: &Path, params: &cairn::capture::params::Params) -> anyhow::Result<()> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let text = if ext == "toml" {
-        toml::to_string_pretty(params)?
-    } else {
-        serde_json::to_string_pretty(params)? + "\n"
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, text)?;
-    Ok(())
-}
-
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let repo = ctx.repo()?;
     let (id, run) = {
@@ -136,18 +117,14 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             .and_then(|v| serde_json::from_str(v).ok())
             .unwrap_or_default()
     };
-    // Params files that were not part of the code snapshot are written back from the params;
-    // the run's params are merged over them, so the new run has exactly the same.
-    let mut params_files = Vec::new();
-    for p in list(keys::PARAMS) {
-        let path = under(&p);
-        if !path.exists() && !Path::new(&p).is_absolute() {
-            write_params(&path, &run.params)?;
-        }
-        if path.exists() {
-            params_files.push(path);
-        }
-    }
+    // The checkout wrote the params files as the run saw them (those missing from the code
+    // snapshot from its params); the run's params are merged over them, so the new run has
+    // exactly the same.
+    let params_files: Vec<PathBuf> = list(keys::PARAMS)
+        .iter()
+        .map(|p| under(p))
+        .filter(|p| p.exists())
+        .collect();
     let cwd = match run.env.get(keys::CWD).map(String::as_str) {
         None | Some(".") => dir.clone(),
         Some(p) => under(p),
@@ -193,6 +170,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         child_env: if a.fresh_env { Vec::new() } else { vars },
         params_override: Some(run.params.clone()),
         path_root: Some(dir.clone()),
+        new_params: false,
     };
     let mut term = super::run::Terminal::new(ctx.quiet);
     let progress = ctx.progress();

@@ -18,13 +18,14 @@ use cairn::run::{InProgress, RunObserver, RunOptions};
 /// forwarded to it. cairn exits with the command's exit code (128+N when ended by signal N).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  cairn run -- python train.py --lr 0.01\n  cairn run -m 'wider net' -p lr=0.01 --params params.yaml --data train=data/train \\\n      --out model.pt --metrics metrics.json -- python train.py\n  cairn run -b exp/sweep -p lr=0.1 -- python train.py --lr 0.1\n  cairn run --no-code --env 'WANDB_*' -- ./train.sh\n\nIn the command, append metrics with one line of JSON per step:\n  echo '{\"step\": 10, \"loss\": 0.41}' >> \"$CAIRN_METRICS\"\nand read the merged params from the JSON file named by $CAIRN_PARAMS.\nSee docs/run.md for the cairn.toml reference."
+    after_help = "Examples:\n  cairn run -- python train.py --lr 0.01\n  cairn run -m 'wider net' -p lr=0.01 --params params.yaml --data train=data/train \\\n      --out model.pt --metrics metrics.json -- python train.py\n  cairn run -b exp/sweep -p lr=0.1 -- python train.py --lr 0.1\n  cairn run --no-code --env 'WANDB_*' -- ./train.sh\n  cairn run --params params.yaml --new-param -p train.momentum=0.9 -- python train.py\n  cairn run --salvage 3f2a9c1e\n\nWith params files, each -p value is written into the file holding its key for the command\nto read, and the file is put back byte for byte when the command ends. Outputs the command\ndid not write (they predate the run) are not stored; `cairn show` lists them as stale.\n\nIn the command, append metrics with one line of JSON per step:\n  echo '{\"step\": 10, \"loss\": 0.41}' >> \"$CAIRN_METRICS\"\nand read the merged params from the JSON file named by $CAIRN_PARAMS.\nSee docs/run.md for the cairn.toml reference."
 )]
 pub struct Args {
     /// Message describing the run (the command line when omitted).
     #[arg(short, long, default_value = "")]
     pub message: String,
-    /// One parameter, KEY=VALUE (dotted keys nest: optimizer.lr=0.1); overrides files.
+    /// One parameter, KEY=VALUE (dotted keys nest: optimizer.lr=0.1); written into the params
+    /// file holding the key while the command runs.
     #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
     pub param: Vec<String>,
     /// A params file (YAML, JSON or TOML); several are merged in order.
@@ -57,8 +58,22 @@ pub struct Args {
     /// Ignore cairn.toml.
     #[arg(long)]
     pub no_project: bool,
+    /// Let a --param add a key that is in no params file (to the last one) instead of failing.
+    #[arg(long)]
+    pub new_param: bool,
+    /// Commit the abandoned run ID (its cairn process was killed) as killed, with its metrics,
+    /// log and the outputs written since it started; puts back params files it had overridden.
+    #[arg(long, value_name = "ID", conflicts_with = "command")]
+    pub salvage: Option<String>,
+    /// A command given without `--` (refused with a hint).
+    #[arg(hide = true, allow_hyphen_values = true, value_name = "ARG")]
+    pub stray: Vec<String>,
     /// The command to run, after `--`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(
+        last = true,
+        value_name = "COMMAND",
+        required_unless_present_any = ["salvage", "stray"]
+    )]
     pub command: Vec<String>,
 }
 
@@ -164,7 +179,25 @@ impl RunObserver for Terminal {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
+    if let Some(first) = a.stray.first() {
+        anyhow::bail!(
+            "unexpected argument '{first}': the command goes after `--`, as in `cairn run -- {}`",
+            a.stray.join(" ")
+        );
+    }
     let repo = ctx.repo()?;
+    if let Some(id) = &a.salvage {
+        let mut term = Terminal::new(ctx.quiet);
+        let progress = ctx.progress();
+        let outcome = cairn::run::salvage(&repo, id, &mut term, &progress)?;
+        summary(&term, &outcome);
+        return Ok(0);
+    }
+    if a.command.is_empty() {
+        anyhow::bail!(
+            "no command to run: give it after `--`, as in `cairn run -- python train.py`"
+        );
+    }
     let mut opts = project_options(&repo, ctx, a.no_project)?;
     let req = &mut opts.request;
     req.message = a.message;
@@ -189,10 +222,17 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         req.data.push((name, path));
     }
     opts.env_allow.extend(a.env);
+    opts.new_params = a.new_param;
 
     let mut term = Terminal::new(ctx.quiet);
     let progress = ctx.progress();
     let outcome = cairn::run::execute(&repo, &opts, &mut term, &progress)?;
+    summary(&term, &outcome);
+    Ok(outcome.exit_code)
+}
+
+/// The line printed once a run is committed.
+pub(super) fn summary(term: &Terminal, outcome: &cairn::run::RunOutcome) {
     let run = &outcome.commit.run;
     let mut parts = vec![format!(
         "{}{}",
@@ -211,11 +251,23 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             size(art.size)
         ));
     }
-    term.note(format_args!(
+    if !outcome.stale.is_empty() {
+        parts.push(format!(
+            "{} stale output(s) not stored (`cairn show {}` lists them)",
+            outcome.stale.len(),
+            outcome.commit.id.short()
+        ));
+    }
+    let line = format!(
         "committed run {} on {}: {}",
         outcome.commit.id,
         run.branch.as_deref().unwrap_or("detached HEAD"),
         parts.join(", ")
-    ));
-    Ok(outcome.exit_code)
+    );
+    if outcome.stale.is_empty() {
+        term.note(line);
+    } else {
+        // A warning is shown even with -q.
+        let _ = writeln!(std::io::stderr(), "cairn: warning: {line}");
+    }
 }

@@ -168,6 +168,19 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             );
         }
     }
+    if !run.stale.is_empty() {
+        println!(
+            "\n{}",
+            s.head("Stale outputs (not written by this run; not stored with it)")
+        );
+        for st in &run.stale {
+            println!(
+                "  {}  last modified {}, before the run started",
+                st.path,
+                time(st.modified_at)
+            );
+        }
+    }
     if !notes.is_empty() {
         println!("\n{}", s.head("Notes"));
         for n in &notes {

@@ -91,8 +91,21 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     if a.clean {
         let (gone, kept): (Vec<LiveRun>, Vec<LiveRun>) = live.into_iter().partition(|l| !l.alive);
         for g in &gone {
-            std::fs::remove_dir_all(&g.dir)?;
-            ctx.status(format!("removed abandoned run {}", g.record.id));
+            let failed = cairn::run::discard_abandoned(g)?;
+            if failed.is_empty() {
+                ctx.status(format!("removed abandoned run {}", g.record.id));
+            } else {
+                eprintln!(
+                    "cairn: warning: cannot put back {} (the original stays in {}); run {} kept",
+                    failed
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    g.dir.display(),
+                    g.record.id
+                );
+            }
         }
         live = kept;
     }
@@ -144,6 +157,24 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                 .unwrap_or(0);
             let metrics = latest(l).unwrap_or_else(|| "no metrics yet".into());
             println!("  {:8}  {metrics}; output {}", "", size(log));
+            if !l.alive {
+                let files = cairn::run::overridden_params(l);
+                if !files.is_empty() {
+                    println!(
+                        "  {:8}  {} still hold(s) the run's --param values; `cairn status --clean` puts the original back",
+                        "",
+                        files
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                println!(
+                    "  {:8}  commit it as killed with `cairn run --salvage {}`",
+                    "", l.record.id
+                );
+            }
         }
     }
     println!();

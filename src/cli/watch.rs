@@ -114,12 +114,29 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let tty = std::io::stdout().is_terminal();
     let interval = Duration::from_secs_f64(a.interval.clamp(0.05, 3600.0));
     let mut last_seen: Option<(u64, u64)> = None;
+    let mut record = first.record.clone();
     loop {
         let current = cairn::run::find_in_progress(&repo, Some(&id))?;
         let Some(live) = current else {
-            println!("run {id} has ended; `cairn log -n 1` shows the committed run");
+            match cairn::run::committed_from(&repo, &record)? {
+                Some((run, branch)) => println!(
+                    "run {id} has ended; committed as {} on {}: `cairn show {}` shows it",
+                    run.short(),
+                    if branch.is_empty() {
+                        "detached HEAD"
+                    } else {
+                        branch.as_str()
+                    },
+                    run.short()
+                ),
+                None => println!(
+                    "run {id} has ended and no committed run was found for it; `cairn status` \
+                     shows whether it was abandoned"
+                ),
+            }
             return Ok(0);
         };
+        record = live.record.clone();
         let size_of = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let seen = (size_of(&live.record.metrics), size_of(&live.record.log));
         if last_seen != Some(seen) || !a.follow {

@@ -17,7 +17,9 @@ pub use chunked::{ChunkRef, ChunkedFile};
 pub use model::ModelEvent;
 pub use note::Note;
 pub use references::references;
-pub use run::{ArtifactsRef, CodeState, DataRef, GitInfo, MetricSummary, Run, RUN_FORMAT};
+pub use run::{
+    ArtifactsRef, CodeState, DataRef, GitInfo, MetricSummary, Run, StaleOutput, RUN_FORMAT,
+};
 pub use tag::TagEvent;
 pub use tree::{validate_name, EntryKind, Tree, TreeEntry};
 

@@ -71,6 +71,19 @@ pub struct Run {
     /// Recorded environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Outputs of a wrapped command that it did not write (they predate the run): not stored
+    /// in `artifacts`. Written only when not empty, so runs without any encode as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale: Vec<StaleOutput>,
+}
+
+/// An output a run did not write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaleOutput {
+    /// Its path in the artifacts tree (relative to the repository root).
+    pub path: String,
+    /// Its modification time, ms since the Unix epoch.
+    pub modified_at: i64,
 }
 
 fn default_status() -> String {

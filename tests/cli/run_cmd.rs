@@ -658,6 +658,7 @@ fn a_run_from_a_dirty_git_repo_is_reproduced_with_its_diff() {
             "dirty run",
             "--params",
             "params.yaml",
+            "--new-param",
             "-p",
             "epochs=2",
             "--data",
@@ -877,4 +878,472 @@ fn a_signal_ignored_at_the_start_stays_ignored() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert!(stdout_of(&out).contains("survived"));
     assert_eq!(show(&env, "HEAD")["status"], "completed");
+}
+
+// ---- a run records only what happened -------------------------------------------------------
+
+/// Writes `model.bin` and `outputs/a.txt` only when $FULL is set, always `outputs/b.txt`, and
+/// exits with $EXIT.
+const OUTPUTS: &str = r#"
+mkdir -p outputs
+if [ -n "$FULL" ]; then echo "model $FULL" > model.bin; echo "a $FULL" > outputs/a.txt; fi
+echo "b ${FULL:-again}" > outputs/b.txt
+exit "${EXIT:-0}"
+"#;
+
+#[test]
+fn outputs_the_run_did_not_write_are_stale_not_its_artifacts() {
+    let env = Env::init();
+    env.write("train.sh", OUTPUTS);
+    let args = [
+        "run",
+        "--out",
+        "model.bin",
+        "--out",
+        "outputs",
+        "--",
+        "sh",
+        "train.sh",
+    ];
+    let out = env.cmd().env("FULL", "1").args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let ls = env.ok(&["ls", "HEAD", "artifacts"]);
+    assert!(has_file(&ls, "artifacts/model.bin"), "{ls}");
+    assert!(
+        show(&env, "HEAD").get("stale").is_none(),
+        "a fresh run has no stale outputs"
+    );
+
+    // The next run fails before writing the model: the old one is not its artifact.
+    let out = env.cmd().env("EXIT", "3").args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let se = stderr_of(&out);
+    assert!(
+        se.contains("warning") && se.contains("model.bin") && se.contains("stale"),
+        "the summary does not warn: {se}"
+    );
+    let ls = env.ok(&["ls", "HEAD", "artifacts"]);
+    assert!(!has_file(&ls, "artifacts/model.bin"), "{ls}");
+    assert!(!has_file(&ls, "artifacts/outputs/a.txt"), "{ls}");
+    assert!(
+        has_file(&ls, "artifacts/outputs/b.txt"),
+        "only the new file of the folder: {ls}"
+    );
+    assert!(has_file(&ls, "artifacts/cairn-run.log"), "{ls}");
+    assert_eq!(cat(&env, "HEAD:artifacts/outputs/b.txt"), b"b again\n");
+    let run = show(&env, "HEAD");
+    let stale: Vec<&str> = run["stale"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(stale, ["model.bin", "outputs/a.txt"]);
+    assert!(
+        run["stale"][0]["modified_at"].as_i64().unwrap() <= run["started_at"].as_i64().unwrap()
+    );
+    let text = env.ok(&["show", "HEAD"]);
+    assert!(
+        text.contains("Stale outputs") && text.contains("  model.bin  last modified"),
+        "{text}"
+    );
+    assert!(text.contains("before the run started"), "{text}");
+    // The user's files are left alone.
+    assert_eq!(std::fs::read(env.path("model.bin")).unwrap(), b"model 1\n");
+    assert_eq!(std::fs::read(env.path("outputs/a.txt")).unwrap(), b"a 1\n");
+}
+
+/// Prints the params file it reads, reports `lr` from it as a metric, and exits with $EXIT.
+const READS_PARAMS: &str = r#"
+cat "$PARAMS_FILE"
+lr=$(grep -E '^ *"?lr"? *[:=]' "$PARAMS_FILE" | head -1 | sed -E 's/.*[:=] *([0-9.]+).*/\1/')
+echo "{\"step\": 1, \"seen_lr\": $lr}" >> "$CAIRN_METRICS"
+exit "${EXIT:-0}"
+"#;
+
+#[test]
+fn a_param_override_reaches_the_command_through_its_params_file() {
+    let env = Env::init();
+    env.write("train.sh", READS_PARAMS);
+    let files = [
+        (
+            "params.yaml",
+            "# settings\ntrain:\n  lr: 0.1   # learning rate\n  epochs: 3\n",
+        ),
+        (
+            "params.json",
+            "{\n    \"train\": {\"lr\": 0.1, \"epochs\": 3}\n}\n",
+        ),
+        (
+            "params.toml",
+            "# settings\n[train]\nlr = 0.1 # learning rate\nepochs = 3\n",
+        ),
+    ];
+    for (name, text) in files {
+        env.write(name, text);
+        for exit in ["0", "2"] {
+            let out = env
+                .cmd()
+                .env("PARAMS_FILE", name)
+                .env("EXIT", exit)
+                .args([
+                    "run",
+                    "--params",
+                    name,
+                    "-p",
+                    "train.lr=0.3",
+                    "--",
+                    "sh",
+                    "train.sh",
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(exit.parse().unwrap()),
+                "{}",
+                stderr_of(&out)
+            );
+            let run = show(&env, "HEAD");
+            assert_eq!(run["params"]["train"]["lr"], 0.3, "{name}");
+            assert_eq!(
+                run["metrics"]["seen_lr"]["last"],
+                0.3,
+                "{name}: the command saw {}",
+                stdout_of(&out)
+            );
+            assert_eq!(
+                std::fs::read_to_string(env.path(name)).unwrap(),
+                text,
+                "{name} is not restored byte for byte"
+            );
+        }
+        // Comments survive in the command's copy of YAML and TOML files.
+        if !name.ends_with(".json") {
+            let log = String::from_utf8(cat(&env, "HEAD:artifacts/cairn-run.log")).unwrap();
+            assert!(log.contains("# learning rate"), "{log}");
+        }
+    }
+
+    // An interrupted run puts the file back too.
+    let (name, text) = files[0];
+    env.write(
+        "slow.sh",
+        "touch started.marker\nwhile :; do sleep 0.1; done\n",
+    );
+    let child = spawn(
+        &env,
+        &[
+            "run",
+            "--params",
+            name,
+            "-p",
+            "train.lr=0.5",
+            "--",
+            "sh",
+            "slow.sh",
+        ],
+    );
+    wait_for("the command to start", || {
+        env.path("started.marker").exists()
+    });
+    assert!(std::fs::read_to_string(env.path(name))
+        .unwrap()
+        .contains("lr: 0.5"));
+    signal(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
+    assert_eq!(std::fs::read_to_string(env.path(name)).unwrap(), text);
+    assert_eq!(show(&env, "HEAD")["params"]["train"]["lr"], 0.5);
+}
+
+#[test]
+fn a_param_in_no_params_file_needs_new_param() {
+    let env = Env::init();
+    env.write("params.yaml", "lr: 0.1\n");
+    env.write("train.sh", "cat params.yaml\n");
+    let err = env.fails(&[
+        "run",
+        "--params",
+        "params.yaml",
+        "-p",
+        "momentum=0.9",
+        "--",
+        "sh",
+        "train.sh",
+    ]);
+    assert!(
+        err.contains("momentum") && err.contains("params.yaml") && err.contains("--new-param"),
+        "{err}"
+    );
+    assert_eq!(run_count(&env), 0, "a run was made");
+    assert!(in_progress(&env).is_empty());
+    let out = env.ok(&[
+        "run",
+        "-q",
+        "--params",
+        "params.yaml",
+        "--new-param",
+        "-p",
+        "momentum=0.9",
+        "--",
+        "sh",
+        "train.sh",
+    ]);
+    assert!(
+        out.contains("momentum: 0.9"),
+        "the command did not see it: {out}"
+    );
+    assert_eq!(show(&env, "HEAD")["params"]["momentum"], 0.9);
+    assert_eq!(
+        std::fs::read_to_string(env.path("params.yaml")).unwrap(),
+        "lr: 0.1\n"
+    );
+}
+
+#[test]
+fn checkout_gives_back_the_params_the_run_saw_and_not_its_log() {
+    let env = Env::init();
+    env.write("params.yaml", "# settings\nlr: 0.1  # learning rate\n");
+    env.write("train.sh", "cat params.yaml\necho trained > model.bin\n");
+    env.ok(&[
+        "run",
+        "-q",
+        "--params",
+        "params.yaml",
+        "-p",
+        "lr=0.3",
+        "--out",
+        "model.bin",
+        "--",
+        "sh",
+        "train.sh",
+    ]);
+    // Reproduce gives the command the params the run saw, in the file it reads.
+    let repro = env.tmp.path().join("repro");
+    let out = env.run(&["reproduce", "HEAD", "-o", repro.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let so = stdout_of(&out);
+    assert!(so.contains("lr: 0.3  # learning rate"), "{so}");
+    let dir = env.tmp.path().join("restored");
+    env.ok(&["checkout", "HEAD", "-o", dir.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("params.yaml")).unwrap(),
+        "# settings\nlr: 0.3  # learning rate\n"
+    );
+    assert_eq!(std::fs::read(dir.join("model.bin")).unwrap(), b"trained\n");
+    assert!(
+        !dir.join("cairn-run.log").exists(),
+        "the log was checked out"
+    );
+    // Again: the files are the run's, nothing to overwrite.
+    env.ok(&["checkout", "HEAD", "-o", dir.to_str().unwrap()]);
+    // In place: the params as the run saw them, and no log in the project.
+    env.ok(&["checkout", "HEAD"]);
+    assert!(
+        !env.path("cairn-run.log").exists(),
+        "the log was dropped into the project"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("params.yaml")).unwrap(),
+        "# settings\nlr: 0.3  # learning rate\n"
+    );
+}
+
+#[test]
+fn an_abandoned_run_is_salvaged_as_killed_with_what_it_wrote() {
+    let env = Env::init();
+    env.write("params.yaml", "lr: 0.1\n");
+    env.write("old.bin", "from before\n");
+    env.write("long.sh", LONG);
+    let mut child = spawn(
+        &env,
+        &[
+            "run",
+            "--params",
+            "params.yaml",
+            "-p",
+            "lr=0.7",
+            "--out",
+            "partial.bin",
+            "--out",
+            "old.bin",
+            "--",
+            "sh",
+            "long.sh",
+        ],
+    );
+    wait_for("the command to start", || {
+        env.path("started.marker").exists()
+    });
+    wait_for("the record to say running", || {
+        in_progress(&env).iter().any(|f| {
+            std::fs::read_to_string(f.join("run.json")).is_ok_and(|t| t.contains("\"running\""))
+        })
+    });
+    signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    let folder = in_progress(&env)[0].clone();
+    let id = folder.file_name().unwrap().to_str().unwrap().to_string();
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("run.json")).unwrap()).unwrap();
+    let pgid = rec["child_pid"].as_i64().unwrap() as i32;
+    // The command still runs: it cannot be salvaged yet.
+    let err = env.fails(&["run", "--salvage", &id]);
+    assert!(err.contains("still running"), "{err}");
+    let status = env.ok(&["status"]);
+    assert!(
+        status.contains(&format!("cairn run --salvage {id}")),
+        "{status}"
+    );
+    assert!(status.contains("params.yaml"), "{status}");
+    // SAFETY: ending the process group the test started.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+    wait_for("the command to end", || {
+        // SAFETY: probing the process group the test started.
+        unsafe { libc::kill(-pgid, 0) != 0 }
+    });
+    env.ok(&["run", "--salvage", &id]);
+    let run = show(&env, "HEAD");
+    assert_eq!(run["status"], "killed");
+    assert_eq!(run["params"]["lr"], 0.7);
+    assert_eq!(metric_points(&env, &run, "loss"), [(1, 1.0)]);
+    let ls = env.ok(&["ls", "HEAD", "artifacts"]);
+    assert!(has_file(&ls, "artifacts/partial.bin"), "{ls}");
+    assert!(!has_file(&ls, "artifacts/old.bin"), "{ls}");
+    assert_eq!(run["stale"][0]["path"], "old.bin");
+    let log = String::from_utf8(cat(&env, "HEAD:artifacts/cairn-run.log")).unwrap();
+    assert!(log.contains("started"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("params.yaml")).unwrap(),
+        "lr: 0.1\n"
+    );
+    assert!(in_progress(&env).is_empty());
+    assert_eq!(run_count(&env), 1);
+}
+
+#[test]
+fn cleaning_an_abandoned_run_puts_its_params_file_back() {
+    let env = Env::init();
+    env.write("params.yaml", "lr: 0.1\n");
+    env.write("long.sh", LONG);
+    let mut child = spawn(
+        &env,
+        &[
+            "run",
+            "--params",
+            "params.yaml",
+            "-p",
+            "lr=0.7",
+            "--",
+            "sh",
+            "long.sh",
+        ],
+    );
+    wait_for("the command to start", || {
+        env.path("started.marker").exists()
+    });
+    signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    let folder = in_progress(&env)[0].clone();
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("run.json")).unwrap()).unwrap();
+    let pgid = rec["child_pid"].as_i64().unwrap() as i32;
+    // SAFETY: ending the process group the test started.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.path("params.yaml")).unwrap(),
+        "lr: 0.7\n"
+    );
+    // Another override of the same file would take 0.7 for the user's value: refused.
+    let err = env.fails(&[
+        "run",
+        "--params",
+        "params.yaml",
+        "-p",
+        "lr=0.2",
+        "--",
+        "sh",
+        "-c",
+        "touch ran",
+    ]);
+    assert!(
+        err.contains("params.yaml") && err.contains("--salvage"),
+        "{err}"
+    );
+    assert!(!env.path("ran").exists());
+    env.ok(&["status", "--clean"]);
+    assert_eq!(
+        std::fs::read_to_string(env.path("params.yaml")).unwrap(),
+        "lr: 0.1\n"
+    );
+    assert!(in_progress(&env).is_empty());
+}
+
+#[test]
+fn a_command_without_the_double_dash_gets_a_hint() {
+    let env = Env::init();
+    let err = env.fails(&["run", "python", "train.py", "--lr", "0.1"]);
+    assert!(
+        err.contains("'python'") && err.contains("cairn run -- python train.py --lr 0.1"),
+        "{err}"
+    );
+    assert_eq!(run_count(&env), 0);
+}
+
+#[test]
+fn watch_names_the_run_committed_on_another_branch() {
+    use std::io::BufRead;
+    let env = Env::init();
+    env.write(
+        "wait.sh",
+        "touch started.marker\nwhile [ ! -e go ]; do sleep 0.05; done\n",
+    );
+    let run = spawn(
+        &env,
+        &["run", "-q", "-b", "exp/other", "--", "sh", "wait.sh"],
+    );
+    wait_for("the command to start", || {
+        env.path("started.marker").exists()
+    });
+    wait_for("the record to say running", || {
+        in_progress(&env).iter().any(|f| {
+            std::fs::read_to_string(f.join("run.json")).is_ok_and(|t| t.contains("\"running\""))
+        })
+    });
+    let id = in_progress(&env)[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut watch = env
+        .cmd()
+        .args(["watch", &id, "-f", "--interval", "0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains(&id), "{first}");
+    env.write("go", "");
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(watch.wait().unwrap().success());
+    let last = rest.last().cloned().unwrap_or_default();
+    let full = serde_json::from_str::<serde_json::Value>(&env.ok(&["show", "exp/other", "--json"]))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        last.contains(&full[..12]) && last.contains("exp/other") && !last.contains("log -n 1"),
+        "{last}"
+    );
 }
