@@ -21,6 +21,15 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let id = super::resolve(&session, &a.run)?;
     let run = session.read_run(&id)?;
     let notes = cairn::notes::for_run(&session, &id)?;
+    let artifacts = match &run.artifacts {
+        Some(art) if !a.json => {
+            let node = cairn::view::Node::Tree(art.tree);
+            cairn::view::list(&session, &run, &node, "", true)?
+        }
+        _ => Vec::new(),
+    };
+    // Printed without the index: a slow reader (`cairn show | less`) keeps no one waiting.
+    drop(session);
     if a.json {
         super::output::print_json(&serde_json::json!({ "id": id, "run": run, "notes": notes }))?;
         return Ok(0);
@@ -154,9 +163,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     }
     if let Some(art) = &run.artifacts {
         println!("\n{}", s.head("Artifacts"));
-        let node = cairn::view::Node::Tree(art.tree);
-        let items = cairn::view::list(&session, &run, &node, "", true)?;
-        let files: Vec<_> = items.iter().filter(|i| i.kind != "tree").collect();
+        let files: Vec<_> = artifacts.iter().filter(|i| i.kind != "tree").collect();
         for i in files.iter().take(20) {
             println!("  {:>10}  {}", size(i.size), i.path);
         }

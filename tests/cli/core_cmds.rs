@@ -2079,44 +2079,54 @@ fn log_scopes_to_a_branch_takes_ranges_all_and_oneline() {
     env.fails(&["log", "nosuch..exp"]);
 }
 
-/// `cairn log | less` must not lock the repository: log reads what it prints, gives the index
-/// up, then prints. Here its reader takes one byte and then nothing, so log blocks on a full
-/// pipe; a commit must still get the index (before, it waited for the reader until its lock
-/// timeout and failed).
+/// `cairn log | less` must not lock the repository: log (and show) read what they print, give
+/// the index up, then print. Here the reader takes one byte and then nothing, so the command
+/// blocks on a full pipe; a commit must still get the index (before, it waited for the reader
+/// until its lock timeout and failed).
 #[test]
-fn log_gives_the_index_up_before_a_slow_reader_drains_it() {
+fn log_and_show_give_the_index_up_before_a_slow_reader_drains_them() {
     use std::io::Read;
     let env = Env::init();
-    // More output than a pipe holds (64 KiB): 30 runs with 4 KB messages, as JSON.
+    // More output than a pipe holds (64 KiB): 30 runs with 4 KB messages, and one of 100 KB.
     let long = "x".repeat(4000);
     for i in 0..30 {
         env.commit(&["-m", &format!("run {i} {long}")]);
     }
-    let mut log = env
-        .cmd()
-        .args(["log", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn log");
-    let mut out = log.stdout.take().expect("log's stdout");
-    let mut first = [0u8; 1];
-    out.read_exact(&mut first).expect("log printed nothing");
-    // log is printing now, and stays blocked on the pipe until we read on.
-    let commit = env
-        .cmd()
-        .args(["commit", "-q", "-m", "while log prints", "-p", "x=1"])
-        .env("CAIRN_LOCK_TIMEOUT", "20")
-        .output()
-        .expect("spawn commit");
-    let mut rest = Vec::new();
-    out.read_to_end(&mut rest).expect("read log");
-    assert!(log.wait().expect("wait log").success());
-    assert!(
-        commit.status.success(),
-        "commit while log's reader was slow: {}",
-        text(&commit.stderr)
-    );
-    let printed = parse_json(&format!("{}{}", first[0] as char, text(&rest)));
-    assert_eq!(printed.as_array().map(Vec::len), Some(30));
+    let big = env.commit(&["-m", &"y".repeat(100_000)]);
+    for (round, args) in [&["log", "--json"][..], &["show", &big][..]]
+        .iter()
+        .enumerate()
+    {
+        let mut reader = env
+            .cmd()
+            .args(*args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn cairn");
+        let mut out = reader.stdout.take().expect("stdout");
+        let mut first = [0u8; 1];
+        out.read_exact(&mut first).expect("printed nothing");
+        // The command is printing now, and stays blocked on the pipe until we read on.
+        let commit = env
+            .cmd()
+            .args(["commit", "-q", "-m", "while printing", "-p"])
+            .arg(format!("x={round}"))
+            .env("CAIRN_LOCK_TIMEOUT", "20")
+            .output()
+            .expect("spawn commit");
+        let mut rest = Vec::new();
+        out.read_to_end(&mut rest).expect("read output");
+        assert!(reader.wait().expect("wait").success(), "{args:?}");
+        assert!(
+            commit.status.success(),
+            "commit while {args:?}'s reader was slow: {}",
+            text(&commit.stderr)
+        );
+        assert!(
+            rest.len() > 64 * 1024,
+            "{args:?} printed only {} bytes",
+            rest.len()
+        );
+    }
 }
