@@ -49,7 +49,7 @@ pub struct CommitRequest {
     /// The command, when known.
     pub command: Option<Vec<String>>,
     /// Status (`completed` by default).
-    pub status: Option<String>,
+    pub status: Option<crate::object::RunStatus>,
     /// Exit code of the command.
     pub exit_code: Option<i32>,
     /// Start time (ms); now when absent.
@@ -355,7 +355,7 @@ pub fn commit(repo: &Repo, req: &CommitRequest, progress: &dyn Progress) -> Resu
                 .command
                 .as_ref()
                 .map(|_| req.cwd.to_string_lossy().into_owned()),
-            status: req.status.clone().unwrap_or_else(|| "completed".into()),
+            status: req.status.clone().unwrap_or_default(),
             exit_code: req.exit_code,
             code,
             params,

@@ -210,7 +210,7 @@ impl RunSummary {
                 .map(|(k, m)| (k.clone(), m.last))
                 .collect(),
             tags: run.tags.clone(),
-            status: run.status.clone(),
+            status: run.status.to_string(),
             start_time: run.started_at,
             end_time: run.ended_at,
             branch: run.branch.clone(),

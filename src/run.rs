@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::capture::{git, metrics, params};
 use crate::commit::{self, CommitOutcome, CommitRequest};
 use crate::error::{io_err, Error, Result};
+use crate::object::RunStatus;
 use crate::progress::Progress;
 use crate::project::{CodeSetting, RunDefaults};
 use crate::repo::{now_ms, Repo, DOT_DIR};
@@ -127,7 +128,7 @@ pub trait RunObserver {
     /// cairn received `signal`; `action` says what it did with it.
     fn signal(&mut self, _signal: i32, _action: &str) {}
     /// The command ended; the run is about to be committed.
-    fn ended(&mut self, _status: &str, _exit_code: i32, _duration_ms: i64) {}
+    fn ended(&mut self, _status: &RunStatus, _exit_code: i32, _duration_ms: i64) {}
 }
 
 /// An observer that ignores everything.
@@ -151,6 +152,41 @@ pub struct RunOutcome {
 }
 
 /// The record of a run in progress, `.cairn/runs/<id>/run.json`.
+/// Where a run in progress is, as its record says (stored under these names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunState {
+    /// cairn is preparing: snapshotting the code, writing the params files.
+    #[serde(rename = "starting")]
+    Starting,
+    /// The command runs.
+    #[serde(rename = "running")]
+    Running,
+    /// The command has ended; its run is being committed.
+    #[serde(rename = "committing")]
+    Committing,
+    /// The commit failed; the record stays for `cairn run --salvage`.
+    #[serde(rename = "failed to commit")]
+    FailedToCommit,
+}
+
+impl RunState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Starting => "starting",
+            RunState::Running => "running",
+            RunState::Committing => "committing",
+            RunState::FailedToCommit => "failed to commit",
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InProgress {
     /// Its id (8 hex digits; not a run id, which only exists once committed).
@@ -160,8 +196,8 @@ pub struct InProgress {
     /// The command's process (and process group), once started.
     #[serde(default)]
     pub child_pid: Option<u32>,
-    /// `starting`, `running` or `committing`.
-    pub state: String,
+    /// Where the run is.
+    pub state: RunState,
     /// The command.
     pub command: Vec<String>,
     /// Where it runs.
@@ -847,7 +883,7 @@ impl Workdir {
                         id,
                         pid: std::process::id(),
                         child_pid: None,
-                        state: "starting".into(),
+                        state: RunState::Starting,
                         command: command.to_vec(),
                         cwd: req.cwd.clone(),
                         started_at,
@@ -888,8 +924,8 @@ impl Workdir {
         std::fs::write(&path, bytes).map_err(io_err(&path))
     }
 
-    fn set_state(&mut self, state: &str) {
-        self.record.state = state.into();
+    fn set_state(&mut self, state: RunState) {
+        self.record.state = state;
         let _ = self.save();
     }
 }
@@ -904,7 +940,7 @@ impl Drop for Workdir {
 
 /// How the command ended.
 struct Ended {
-    status: &'static str,
+    status: RunStatus,
     /// Recorded: the exit code, or 128 + N when ended by signal N.
     code: i32,
     /// What cairn exits with.
@@ -1385,7 +1421,7 @@ pub fn execute(
     work.keep = true;
     work.record.child_pid = Some(child.id());
     work.record.started_at = started_at;
-    work.set_state("running");
+    work.set_state(RunState::Running);
     observer.started(&work.record);
 
     let ended = supervise(&mut child, &guard, log, &work.record.log, observer);
@@ -1394,13 +1430,13 @@ pub fn execute(
         observer.warning(&m);
     }
     let ended = ended?;
-    observer.ended(ended.status, ended.code, ended.ended_at - started_at);
-    work.set_state("committing");
+    observer.ended(&ended.status, ended.code, ended.ended_at - started_at);
+    work.set_state(RunState::Committing);
     if let Ok(Some(g)) = gpu.join() {
         plan.env.insert(keys::GPU.into(), g);
     }
     let finished = Finished {
-        status: ended.status,
+        status: ended.status.clone(),
         exit_code: Some(ended.code),
         started_at,
         ended_at: ended.ended_at,
@@ -1416,7 +1452,7 @@ pub fn execute(
             })
         }
         Err(e) => {
-            work.set_state("failed to commit");
+            work.set_state(RunState::FailedToCommit);
             Err(Error::Refused(format!(
                 "the run could not be committed: {e}; its output and metrics are kept in {}",
                 work.dir.display()
@@ -1427,7 +1463,7 @@ pub fn execute(
 
 /// How a run ended, for [`finish`].
 struct Finished {
-    status: &'static str,
+    status: RunStatus,
     exit_code: Option<i32>,
     started_at: i64,
     ended_at: i64,
@@ -1561,7 +1597,7 @@ fn finish(
         branch: plan.branch.clone(),
         parent: plan.parent,
         command: Some(plan.command.clone()),
-        status: Some(ended.status.into()),
+        status: Some(ended.status.clone()),
         exit_code: ended.exit_code,
         started_at: Some(ended.started_at),
         ended_at: Some(ended.ended_at.max(ended.started_at)),
@@ -1649,7 +1685,7 @@ pub fn salvage(
         keep: true,
     };
     let finished = Finished {
-        status: "killed",
+        status: RunStatus::Killed,
         exit_code: None,
         started_at: live.record.started_at,
         ended_at,
@@ -1910,10 +1946,10 @@ fn supervise(
         _ => 1,
     };
     let (st, exit) = match interrupted {
-        Some(sig) => ("killed", if code == 0 { 128 + sig } else { code }),
-        None if status.signal().is_some() => ("killed", code),
-        None if code == 0 => ("completed", 0),
-        None => ("failed", code),
+        Some(sig) => (RunStatus::Killed, if code == 0 { 128 + sig } else { code }),
+        None if status.signal().is_some() => (RunStatus::Killed, code),
+        None if code == 0 => (RunStatus::Completed, 0),
+        None => (RunStatus::Failed, code),
     };
     Ok(Ended {
         status: st,

@@ -209,7 +209,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                     )
                 })
                 .unwrap_or_default();
-            let status = if run.status == "completed" {
+            let status = if run.status == cairn::object::RunStatus::Completed {
                 String::new()
             } else {
                 format!(" [{}]", run.status)

@@ -170,7 +170,7 @@ impl RunObserver for Terminal {
         );
     }
 
-    fn ended(&mut self, status: &str, exit_code: i32, duration_ms: i64) {
+    fn ended(&mut self, status: &cairn::object::RunStatus, exit_code: i32, duration_ms: i64) {
         self.note(format_args!(
             "command {status} (exit {exit_code}) after {}; committing",
             duration(duration_ms)

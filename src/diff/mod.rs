@@ -198,7 +198,11 @@ fn env_diff(a: &Run, b: &Run) -> Vec<EnvChange> {
     );
     push("host", Some(a.host.clone()), Some(b.host.clone()));
     push("cwd", a.cwd.clone(), b.cwd.clone());
-    push("status", Some(a.status.clone()), Some(b.status.clone()));
+    push(
+        "status",
+        Some(a.status.to_string()),
+        Some(b.status.to_string()),
+    );
     push(
         "exit_code",
         a.exit_code.map(|c| c.to_string()),

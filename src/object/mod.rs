@@ -18,7 +18,8 @@ pub use model::ModelEvent;
 pub use note::Note;
 pub use references::references;
 pub use run::{
-    ArtifactsRef, CodeState, DataRef, GitInfo, MetricSummary, Run, StaleOutput, RUN_FORMAT,
+    ArtifactsRef, CodeState, DataRef, GitInfo, MetricSummary, Run, RunStatus, StaleOutput,
+    RUN_FORMAT,
 };
 pub use tag::TagEvent;
 pub use tree::{validate_name, EntryKind, Tree, TreeEntry};

@@ -44,9 +44,9 @@ pub struct Run {
     /// Working folder of the command, when known.
     #[serde(default)]
     pub cwd: Option<String>,
-    /// `completed`, `failed` or `killed`.
-    #[serde(default = "default_status")]
-    pub status: String,
+    /// How the run ended.
+    #[serde(default)]
+    pub status: RunStatus,
     /// The command's exit code, when a command ran.
     #[serde(default)]
     pub exit_code: Option<i32>,
@@ -86,8 +86,65 @@ pub struct StaleOutput {
     pub modified_at: i64,
 }
 
-fn default_status() -> String {
-    "completed".into()
+/// How a run ended. Stored as its name (`completed`, `failed`, `killed`); a name this build
+/// does not know (written by a newer cairn) is kept as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RunStatus {
+    /// The command exited with status 0, or the run was recorded by hand.
+    #[default]
+    Completed,
+    /// The command exited with another status.
+    Failed,
+    /// The command was ended by a signal, or abandoned and salvaged.
+    Killed,
+    /// A status this build does not know.
+    Other(String),
+}
+
+impl RunStatus {
+    /// The stored name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Killed => "killed",
+            RunStatus::Other(s) => s,
+        }
+    }
+
+    /// The status named `s`.
+    pub fn parse(s: &str) -> RunStatus {
+        match s {
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "killed" => RunStatus::Killed,
+            other => RunStatus::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<&str> for RunStatus {
+    fn from(s: &str) -> RunStatus {
+        RunStatus::parse(s)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RunStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RunStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(RunStatus::parse(&String::deserialize(d)?))
+    }
 }
 
 /// The code a run was trained with.
@@ -235,7 +292,7 @@ mod tests {
         assert!(e.to_string().contains("newer"), "{e}");
         let ok = br#"{"format": 1, "started_at": 0, "ended_at": 5, "future_field": 1}"#;
         let r = Run::decode(ok).unwrap();
-        assert_eq!(r.status, "completed");
+        assert_eq!(r.status, RunStatus::Completed);
         assert_eq!(Run::decode(&r.encode()).unwrap(), r);
     }
 }
