@@ -82,6 +82,16 @@ pub enum Error {
     /// The current branch has no runs yet.
     #[error("branch '{0}' has no runs yet")]
     EmptyBranch(String),
+    /// A model version whose run was not fetched (the model was fetched one stage at a time).
+    #[error("model {spec} is not in this repository: only part of the model was fetched, without its run {run}")]
+    NotFetched {
+        /// `NAME@vN`.
+        spec: String,
+        /// The version's run (short id).
+        run: String,
+        /// The remote the model was fetched from, when known.
+        remote: Option<String>,
+    },
     /// An operation refused for safety.
     #[error("{0}")]
     Refused(String),
@@ -132,6 +142,10 @@ impl Error {
             }
             Error::AmbiguousRevision { .. } => Some("give more digits of the id".into()),
             Error::EmptyBranch(_) => Some("record a run with `cairn commit`".into()),
+            Error::NotFetched { spec, remote, .. } => Some(format!(
+                "`cairn fetch {} model:{spec}` brings it",
+                remote.as_deref().unwrap_or("REMOTE")
+            )),
             Error::UnsafeRemote { .. } => Some(
                 "use --no-check to add it anyway, only if a single person or job pushes to it at a time"
                     .into(),

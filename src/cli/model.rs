@@ -151,6 +151,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                     name: name.clone(),
                 })?;
             let v = registry::select(&model, &sel)?;
+            registry::require_fetched(&session, &model, &v)?;
             let run = session.read_run(&v.run)?;
             let stages: Vec<&String> = model
                 .stages

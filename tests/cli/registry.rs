@@ -822,3 +822,47 @@ fn concurrent_promotion_folder() {
 fn concurrent_promotion_s3() {
     concurrent_promotion(Kind::S3, 1);
 }
+
+#[test]
+fn fetch_only_one_file_of_a_model_stage() {
+    let a = Env::init();
+    let remote = Remote::new(Kind::Folder, &a, "registry-only").expect("folder remote");
+    let (run1, model1) = train(&a, 31, 1 << 20, "0.1", "0.5");
+    let (run2, _) = train(&a, 32, 1 << 20, "0.2", "0.4");
+    register(&a, "m", &run1);
+    register(&a, "m", &run2);
+    a.ok(&["model", "stage", "m", "v1", "production"]);
+    remote.add_origin(&a);
+    a.ok(&["push", "origin", "--all"]);
+
+    // The model ref names a history event, not a run: --only must go through the stage.
+    let b = remote.fresh();
+    b.ok(&[
+        "fetch",
+        "origin",
+        "model:m@production",
+        "--only",
+        "artifacts/model.bin",
+    ]);
+    assert!(
+        stdout_bytes(&b, &["cat", "model:m@production:artifacts/model.bin"]) == model1,
+        "the fetched file is not v1 bit for bit"
+    );
+    assert_eq!(shown_version(&b, "m@production"), 1);
+    fsck_clean(&b);
+
+    // A version that did not come says which fetch brings it.
+    let err = b.fails(&["model", "show", "m@v2"]);
+    assert!(
+        err.contains("m@v2") && err.contains("not in this repository"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: `cairn fetch origin model:m@v2` brings it"),
+        "{err}"
+    );
+    let err = b.fails(&["cat", "model:m@v2:artifacts/model.bin"]);
+    assert!(err.contains("cairn fetch origin model:m@v2"), "{err}");
+    b.ok(&["fetch", "origin", "model:m@v2"]);
+    assert_eq!(shown_version(&b, "m@v2"), 2);
+}
