@@ -142,6 +142,12 @@ impl Error {
             }
             Error::AmbiguousRevision { .. } => Some("give more digits of the id".into()),
             Error::EmptyBranch(_) => Some("record a run with `cairn commit`".into()),
+            Error::NoSuchRef {
+                kind: "remote",
+                name,
+            } => Some(format!(
+                "`cairn remote -v` lists the remotes; `cairn remote add {name} URL` adds one"
+            )),
             Error::NotFetched { spec, remote, .. } => Some(format!(
                 "`cairn fetch {} model:{spec}` brings it",
                 remote.as_deref().unwrap_or("REMOTE")

@@ -288,6 +288,16 @@ pub fn select(model: &Model, sel: &Selector) -> Result<Version> {
     }
 }
 
+/// A stage of `model` other than `stage` whose name differs from it only in case
+/// (`production` beside `Production`): most likely the one that was meant.
+pub fn case_twin<'m>(model: &'m Model, stage: &str) -> Option<&'m str> {
+    model
+        .stages
+        .keys()
+        .find(|k| k.as_str() != stage && k.eq_ignore_ascii_case(stage))
+        .map(String::as_str)
+}
+
 /// Appends `event` to model `name`'s chain, whose head must still be `head`.
 fn append(
     repo: &Repo,

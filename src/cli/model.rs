@@ -253,6 +253,16 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                     Some(f) => format!("{name}: {stage} moved from v{f} to v{v}"),
                     None => format!("{name}: v{v} is now in {stage}"),
                 });
+                if from.is_none() {
+                    let session = repo.store().session()?;
+                    if let Some(model) = registry::load(&session, &name)? {
+                        if let Some(twin) = registry::case_twin(&model, &stage) {
+                            eprintln!(
+                                "warning: {name} now has stages '{stage}' and '{twin}', which differ only in case; stage names are case-sensitive (`cairn model stage {name} {stage} --remove` undoes this)"
+                            );
+                        }
+                    }
+                }
             }
         }
         Action::History { name, json } => {

@@ -1894,3 +1894,31 @@ fn large_files_are_compressed_only_when_it_pays() {
     env.ok(&["checkout", &first, "--artifacts", "-o", "out1"]);
     assert!(std::fs::read(env.path("out1/metrics.log")).unwrap() == text);
 }
+
+#[test]
+fn a_tag_named_like_a_branch_is_warned_about() {
+    let env = Env::init();
+    let first = env.commit(&["-m", "one", "-p", "x=1"]);
+    env.ok(&["branch", "best"]);
+    env.commit(&["-m", "two", "-p", "x=2"]);
+    // Tagging main's tip as `best` while a branch `best` names the first run.
+    let out = env.run(&["tag", "best"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("warning: 'best' is also a branch") && err.contains("refs/tags/best"),
+        "{err}"
+    );
+    // What the warning says: the name means the branch.
+    assert_eq!(resolve(&env, "best"), first);
+    // A tag without a branch of its name is not warned about; a branch named like a tag is.
+    let out = env.run(&["tag", "v1"]);
+    assert!(!stderr_of(&out).contains("warning"), "{}", stderr_of(&out));
+    let out = env.run(&["branch", "v1", &first]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("warning: 'v1' is also a tag"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -866,3 +866,23 @@ fn fetch_only_one_file_of_a_model_stage() {
     b.ok(&["fetch", "origin", "model:m@v2"]);
     assert_eq!(shown_version(&b, "m@v2"), 2);
 }
+
+#[test]
+fn a_new_stage_differing_only_in_case_is_warned_about() {
+    let env = Env::init();
+    let (run1, _) = train(&env, 41, 1024, "0.1", "0.5");
+    let (run2, _) = train(&env, 42, 1024, "0.2", "0.4");
+    register(&env, "logreg", &run1);
+    register(&env, "logreg", &run2);
+    let err = ok_stderr(&env, &["model", "stage", "logreg", "v1", "production"]);
+    assert!(!err.contains("warning"), "{err}");
+    let err = ok_stderr(&env, &["model", "stage", "logreg", "v2", "Production"]);
+    assert!(
+        err.contains("warning:") && err.contains("'Production' and 'production'"),
+        "{err}"
+    );
+    assert!(err.contains("differ only in case"), "{err}");
+    // Moving an existing stage is not warned about again.
+    let err = ok_stderr(&env, &["model", "stage", "logreg", "v1", "Production"]);
+    assert!(!err.contains("warning"), "{err}");
+}

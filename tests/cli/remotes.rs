@@ -1741,3 +1741,50 @@ fn damaged_cached_pack_index_is_read_again_from_the_remote() {
         );
     }
 }
+
+#[test]
+fn a_folder_remote_whose_parent_is_missing_needs_create() {
+    let a = Env::init();
+    a.commit(&["-m", "one", "-p", "x=1"]);
+    let missing = a.tmp.path().join("no-such-drive/dir/x");
+    let url = missing.to_str().unwrap();
+    let err = a.fails(&["remote", "add", "bad", url]);
+    assert!(
+        err.contains("does not exist") && err.contains("--create"),
+        "{err}"
+    );
+    assert_eq!(a.ok(&["remote"]), "", "a refused remote was recorded");
+    assert!(!a.tmp.path().join("no-such-drive").exists());
+
+    // With --create the folders are made at once, and the push lands there.
+    a.ok(&["remote", "add", "bad", url, "--create"]);
+    assert!(missing.is_dir());
+    a.ok(&["push", "-q", "bad"]);
+    assert!(missing.join("refs/heads/main").is_file());
+
+    // A folder remote whose parent went away (an unmounted drive) is not re-created by a push.
+    std::fs::remove_dir_all(a.tmp.path().join("no-such-drive")).unwrap();
+    let err = a.fails(&["push", "bad"]);
+    assert!(err.contains("--create"), "{err}");
+    assert!(!a.tmp.path().join("no-such-drive").exists());
+
+    // A folder whose parent exists is still created by the first push, as before.
+    let fresh = a.tmp.path().join("fresh-remote");
+    a.ok(&["remote", "add", "fresh", fresh.to_str().unwrap()]);
+    a.ok(&["push", "-q", "fresh"]);
+    assert!(fresh.join("refs/heads/main").is_file());
+}
+
+#[test]
+fn pushing_to_an_unknown_remote_hints_how_to_add_one() {
+    let a = Env::init();
+    a.commit(&["-m", "one", "-p", "x=1"]);
+    for cmd in ["push", "fetch", "pull"] {
+        let err = a.fails(&[cmd, "upstream"]);
+        assert!(err.contains("no remote named 'upstream'"), "{err}");
+        assert!(
+            err.contains("hint: `cairn remote -v` lists the remotes; `cairn remote add upstream URL` adds one"),
+            "{cmd}: {err}"
+        );
+    }
+}
