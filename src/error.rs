@@ -92,6 +92,14 @@ pub enum Error {
         /// The remote the model was fetched from, when known.
         remote: Option<String>,
     },
+    /// An error about a name, with the names that were probably meant.
+    #[error("{error}")]
+    DidYouMean {
+        /// The error.
+        error: Box<Error>,
+        /// Close names that exist, best first.
+        candidates: Vec<String>,
+    },
     /// An operation refused for safety.
     #[error("{0}")]
     Refused(String),
@@ -147,6 +155,14 @@ impl Error {
                 name,
             } => Some(format!(
                 "`cairn remote -v` lists the remotes; `cairn remote add {name} URL` adds one"
+            )),
+            Error::DidYouMean { candidates, .. } => Some(format!(
+                "did you mean {}?",
+                candidates
+                    .iter()
+                    .map(|c| format!("'{c}'"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             )),
             Error::NotFetched { spec, remote, .. } => Some(format!(
                 "`cairn fetch {} model:{spec}` brings it",

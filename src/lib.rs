@@ -51,6 +51,7 @@ pub mod revision;
 pub mod run;
 pub mod snapshot;
 pub mod store;
+pub mod suggest;
 pub mod summary;
 pub mod tags;
 pub mod view;

@@ -176,7 +176,8 @@ pub fn main() -> i32 {
     cairn::store::raise_open_file_limit();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
+        Err(mut e) => {
+            best_suggestion_first(&mut e);
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return code;
@@ -187,6 +188,23 @@ pub fn main() -> i32 {
         Err(e) => {
             report(&e);
             1
+        }
+    }
+}
+
+/// clap lists its "similar" names from the least to the most similar (`cairn comit` suggested
+/// 'completions' before 'commit'); the most similar comes first here.
+fn best_suggestion_first(e: &mut clap::Error) {
+    use clap::error::{ContextKind, ContextValue};
+    for kind in [
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedValue,
+    ] {
+        if let Some(ContextValue::Strings(list)) = e.get(kind) {
+            let mut list = list.clone();
+            list.reverse();
+            e.insert(kind, ContextValue::Strings(list));
         }
     }
 }

@@ -1922,3 +1922,58 @@ fn a_tag_named_like_a_branch_is_warned_about() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn misspelt_names_get_a_did_you_mean() {
+    let env = Env::init();
+    env.write("out/model.npz", "weights");
+    let run = env.commit(&["-m", "one", "-p", "x=1", "--artifact", "out/model.npz"]);
+    env.ok(&["branch", "exp/momentum"]);
+
+    // A path given without its folders, or with a typo in a name.
+    let err = env.fails(&["cat", "HEAD:model.npz"]);
+    assert_one_line_error(&err);
+    assert!(
+        err.contains("hint: did you mean 'artifacts/out/model.npz'?"),
+        "{err}"
+    );
+    let err = env.fails(&["cat", "HEAD:artifacts/out/modle.npz"]);
+    assert!(
+        err.contains("hint: did you mean 'artifacts/out/model.npz'?"),
+        "{err}"
+    );
+    let err = env.fails(&["ls", "HEAD", "artefacts"]);
+    assert!(err.contains("did you mean 'artifacts'?"), "{err}");
+
+    // Branches, wherever a RUN or a branch is named.
+    for args in [
+        &["switch", "exp/momentun"][..],
+        &["log", "exp/momentun"],
+        &["show", "momentum"],
+        &["checkout", "exp/momentun", "-o", "out2"],
+    ] {
+        let err = env.fails(args);
+        assert!(
+            err.contains("hint: did you mean 'exp/momentum'?"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!env.path("out2").exists());
+    // Nothing close: no suggestion.
+    let err = env.fails(&["show", "zzzzzzzz"]);
+    assert!(!err.contains("did you mean"), "{err}");
+
+    // A prefix under four digits says the minimum.
+    let err = env.fails(&["show", &run[..3]]);
+    assert_one_line_error(&err);
+    assert!(err.contains("at least 4 hex digits"), "{err}");
+
+    // Commands: the closest first.
+    let out = env.run(&["comit"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    let commit = err.find("'commit'").unwrap_or_else(|| panic!("{err}"));
+    if let Some(other) = err.find("'completions'") {
+        assert!(commit < other, "commit should come first: {err}");
+    }
+}
