@@ -45,10 +45,7 @@ fn remotes_path(repo: &Repo) -> PathBuf {
 pub fn list(repo: &Repo) -> Result<BTreeMap<String, RemoteConfig>> {
     let path = remotes_path(repo);
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| Error::Config {
-            path,
-            message: e.message().to_string(),
-        }),
+        Ok(text) => toml::from_str(&text).map_err(|e| crate::error::toml_error(&path, &text, &e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(io_err(&path)(e)),
     }
