@@ -43,10 +43,16 @@ use clap::{Parser, Subcommand};
 #[command(name = "cairn", version, about, long_about = None, after_help = "Examples:\n  cairn init\n  cairn commit -m baseline --code . --data train=data/train --params params.yaml --metrics metrics.json --artifact model.pt\n  cairn log\n  cairn show HEAD\n  cairn checkout HEAD~1 -o /tmp/previous")]
 pub struct Cli {
     /// Run as if started in DIR.
-    #[arg(short = 'C', global = true, value_name = "DIR", id = "chdir")]
+    #[arg(
+        short = 'C',
+        global = true,
+        value_name = "DIR",
+        id = "chdir",
+        help_heading = "Global options"
+    )]
     pub dir: Option<PathBuf>,
     /// Print no progress or status messages.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,

@@ -31,7 +31,7 @@ pub enum Action {
         #[arg(long)]
         path: Option<String>,
         /// Message.
-        #[arg(short, long, default_value = "")]
+        #[arg(short, long, default_value = "", hide_default_value = true)]
         message: String,
     },
     /// List models: latest version and who holds each stage.
@@ -67,7 +67,7 @@ pub enum Action {
         #[arg(long)]
         remove: bool,
         /// Message.
-        #[arg(short, long, default_value = "")]
+        #[arg(short, long, default_value = "", hide_default_value = true)]
         message: String,
     },
     /// Every registration and stage change: who, when, from which version to which.

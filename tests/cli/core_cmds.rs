@@ -1977,3 +1977,40 @@ fn misspelt_names_get_a_did_you_mean() {
         assert!(commit < other, "commit should come first: {err}");
     }
 }
+
+#[test]
+fn help_keeps_global_options_apart_and_names_no_file_paths() {
+    let env = Env::new();
+    let mut todo: Vec<Vec<String>> = listed_commands(&env.ok(&["--help"]))
+        .into_iter()
+        .map(|c| vec![c])
+        .collect();
+    assert!(todo.len() > 20, "{todo:?}");
+    while let Some(cmd) = todo.pop() {
+        let mut args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = env.ok(&args);
+        for child in listed_commands(&help) {
+            let mut c = cmd.clone();
+            c.push(child);
+            todo.push(c);
+        }
+        // -C and -q under their own heading, not among the command's options.
+        let (own, global) = help
+            .split_once("Global options:")
+            .unwrap_or_else(|| panic!("{cmd:?}: no 'Global options:' heading:\n{help}"));
+        assert!(
+            global.contains("-C <DIR>") && global.contains("-q, --quiet"),
+            "{cmd:?}:\n{help}"
+        );
+        assert!(
+            !own.contains("-C <DIR>") && !own.contains("--quiet"),
+            "{cmd:?}:\n{help}"
+        );
+        assert!(!help.contains("[default: \"\"]"), "{cmd:?}:\n{help}");
+        assert!(
+            !help.contains("docs/") && !help.contains(".md"),
+            "{cmd:?}: help names a file of the source tree:\n{help}"
+        );
+    }
+}
