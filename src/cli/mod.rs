@@ -174,6 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 
 /// Runs the command line; returns the exit code (0 success, 1 failure, 2 usage).
 pub fn main() -> i32 {
+    // A shell asking for completions gets them and nothing else (first: it may set variables).
+    completions::complete_if_asked();
     // Behave like other Unix tools when the reader of our output goes away (`cairn log | head`).
     // SAFETY: resetting a signal disposition at start-up, before any threads exist.
     unsafe {

@@ -2014,3 +2014,73 @@ fn help_keeps_global_options_apart_and_names_no_file_paths() {
         );
     }
 }
+
+/// The values (without their descriptions and without options) the dynamic completion offers
+/// for the command line `words`, the last being the word under the cursor; asked as fish does.
+fn completed(env: &Env, words: &[&str]) -> Vec<String> {
+    let out = env
+        .cmd()
+        .env("CAIRN_COMPLETE", "fish")
+        .arg("--")
+        .arg("cairn")
+        .args(words)
+        .output()
+        .expect("spawn cairn");
+    assert!(out.status.success(), "{words:?}: {}", stderr_of(&out));
+    stdout_of(&out)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .filter(|v| !v.starts_with('-'))
+        .collect()
+}
+
+#[test]
+fn dynamic_completion_offers_branch_tag_remote_and_model_names() {
+    let env = Env::init();
+    env.write("model.bin", "weights");
+    env.commit(&["-m", "one", "-p", "x=1", "--artifact", "model.bin"]);
+    env.ok(&["branch", "exp/wide"]);
+    env.ok(&["branch", "exp/deep"]);
+    env.ok(&["tag", "v1.0"]);
+    env.ok(&["model", "register", "resnet", "HEAD"]);
+    let remote = env.tmp.path().join("remote");
+    env.ok(&["remote", "add", "origin", remote.to_str().unwrap()]);
+
+    assert_eq!(
+        completed(&env, &["switch", "exp/"]),
+        ["exp/deep", "exp/wide"]
+    );
+    assert_eq!(
+        completed(&env, &["switch", ""]),
+        ["exp/deep", "exp/wide", "main"]
+    );
+    assert_eq!(completed(&env, &["tag", "-d", ""]), ["v1.0"]);
+    assert_eq!(completed(&env, &["push", ""]), ["origin"]);
+    assert_eq!(completed(&env, &["remote", "remove", "o"]), ["origin"]);
+    assert_eq!(completed(&env, &["model", "stage", ""]), ["resnet"]);
+    assert_eq!(completed(&env, &["model", "show", "r"]), ["resnet"]);
+    let runs = completed(&env, &["log", ""]);
+    for name in ["HEAD", "exp/wide", "main", "v1.0", "model:resnet"] {
+        assert!(runs.iter().any(|r| r == name), "{name} not in {runs:?}");
+    }
+    assert_eq!(completed(&env, &["checkout", "v"]), ["v1.0"]);
+    assert_eq!(
+        completed(&env, &["push", "origin", "model:"]),
+        ["model:resnet"]
+    );
+    // Outside a repository: nothing, and no error.
+    let outside = Env::new();
+    assert!(completed(&outside, &["switch", ""]).is_empty());
+    // The static scripts still work, and the registration script names the variable.
+    assert!(env.ok(&["completions", "bash"]).contains("_cairn"));
+    let out = env
+        .cmd()
+        .env("CAIRN_COMPLETE", "bash")
+        .output()
+        .expect("spawn cairn");
+    assert!(
+        stdout_of(&out).contains("CAIRN_COMPLETE"),
+        "{}",
+        stdout_of(&out)
+    );
+}
