@@ -1248,7 +1248,6 @@ pub fn clone(
 ) -> Result<Repo> {
     let repo = Repo::init(dir)?;
     let result = (|| -> Result<()> {
-        super::add(&repo, "origin", cfg.clone(), false, false)?;
         if !cfg.url.starts_with("s3://")
             && !std::path::Path::new(cfg.url.strip_prefix("file://").unwrap_or(&cfg.url)).is_dir()
         {
@@ -1257,6 +1256,7 @@ pub fn clone(
                 reason: "no such folder".into(),
             });
         }
+        super::add(&repo, "origin", cfg.clone(), false, false)?;
         let t = super::connect(&cfg)?;
         if t.list_refs()?.is_empty() {
             return Err(Error::Refused(format!(

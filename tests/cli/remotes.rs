@@ -1767,6 +1767,13 @@ fn a_folder_remote_whose_parent_is_missing_needs_create() {
     let err = a.fails(&["push", "bad"]);
     assert!(err.contains("--create"), "{err}");
     assert!(!a.tmp.path().join("no-such-drive").exists());
+    // A clone of it says there is no such folder (clone has no --create).
+    let dest = a.tmp.path().join("cloned");
+    let err = a.fails(&["clone", url, dest.to_str().unwrap()]);
+    assert!(
+        err.contains("no such folder") && !err.contains("--create"),
+        "{err}"
+    );
 
     // A folder whose parent exists is still created by the first push, as before.
     let fresh = a.tmp.path().join("fresh-remote");
