@@ -1146,6 +1146,10 @@ fn fetch_only(
         got.remove(&id)
             .ok_or_else(|| Error::Refused(format!("object {id} could not be fetched")))
     };
+    if f.repo.store().session()?.has_complete(&run_id)? {
+        // Here whole already: nothing to fetch, and nothing to mark partial.
+        return Ok(());
+    }
     if let Some((_, e)) = f.rindex.objects.get(&run_id) {
         if e.kind != Kind::Run {
             return Err(Error::Refused(format!(

@@ -865,6 +865,19 @@ fn fetch_only_one_file_of_a_model_stage() {
     assert!(err.contains("cairn fetch origin model:m@v2"), "{err}");
     b.ok(&["fetch", "origin", "model:m@v2"]);
     assert_eq!(shown_version(&b, "m@v2"), 2);
+
+    // A repository that has the run whole keeps it whole: it can still push it elsewhere.
+    a.ok(&[
+        "fetch",
+        "origin",
+        "model:m@production",
+        "--only",
+        "artifacts/model.bin",
+    ]);
+    let backup = Remote::new(Kind::Folder, &a, "registry-only-backup").expect("folder remote");
+    a.ok(&["remote", "add", "backup", &backup.url]);
+    a.ok(&["push", "backup", "--all"]);
+    fsck_clean(&a);
 }
 
 #[test]
