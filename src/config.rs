@@ -56,10 +56,8 @@ impl Config {
     /// Reads the config at `path`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(crate::error::io_err(path))?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: e.message().to_string(),
-        })?;
+        let cfg: Config =
+            toml::from_str(&text).map_err(|e| crate::error::toml_error(path, &text, &e))?;
         if cfg.core.format > crate::store::STORE_FORMAT {
             return Err(Error::Store(crate::store::StoreError::NewerFormat {
                 found: cfg.core.format,

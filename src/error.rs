@@ -79,6 +79,20 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A TOML file that does not parse: where, what, and the line with a caret under it.
+    #[error("{path}:{line}:{column}: {message}\n{snippet}")]
+    ConfigAt {
+        /// The file.
+        path: PathBuf,
+        /// Line number (from 1).
+        line: usize,
+        /// Column number (from 1, in characters).
+        column: usize,
+        /// What is wrong.
+        message: String,
+        /// The line, numbered, with carets under the culprit (several lines of text).
+        snippet: String,
+    },
     /// The current branch has no runs yet.
     #[error("branch '{0}' has no runs yet")]
     EmptyBranch(String),
@@ -91,6 +105,24 @@ pub enum Error {
         text: String,
         /// What is wrong, and at which column.
         error: crate::query::QueryError,
+    },
+    /// A model version whose run was not fetched (the model was fetched one stage at a time).
+    #[error("model {spec} is not in this repository: only part of the model was fetched, without its run {run}")]
+    NotFetched {
+        /// `NAME@vN`.
+        spec: String,
+        /// The version's run (short id).
+        run: String,
+        /// The remote the model was fetched from, when known.
+        remote: Option<String>,
+    },
+    /// An error about a name, with the names that were probably meant.
+    #[error("{error}")]
+    DidYouMean {
+        /// The error.
+        error: Box<Error>,
+        /// Close names that exist, best first.
+        candidates: Vec<String>,
     },
     /// An operation refused for safety.
     #[error("{0}")]
@@ -173,11 +205,14 @@ impl Error {
             | Error::BadRefName { .. }
             | Error::BadArgument { .. }
             | Error::Config { .. }
+            | Error::ConfigAt { .. }
             | Error::Query { .. }
             | Error::Params(_)
             | Error::Metrics(_)
             | Error::Git(_) => ErrorKind::Invalid,
             Error::AlreadyARepo(_) | Error::RefExists { .. } => ErrorKind::Conflict,
+            Error::NotFetched { .. } => ErrorKind::NotFound,
+            Error::DidYouMean { error, .. } => error.kind(),
             Error::Refused(_) => ErrorKind::Refused,
             Error::UnsafeRemote { .. } => ErrorKind::Unsupported,
             Error::Io { .. } => ErrorKind::Io,
@@ -202,6 +237,24 @@ impl Error {
             }
             Error::AmbiguousRevision { .. } => Some("give more digits of the id".into()),
             Error::EmptyBranch(_) => Some("record a run with `cairn commit`".into()),
+            Error::NoSuchRef {
+                kind: "remote",
+                name,
+            } => Some(format!(
+                "`cairn remote -v` lists the remotes; `cairn remote add {name} URL` adds one"
+            )),
+            Error::DidYouMean { candidates, .. } => Some(format!(
+                "did you mean {}?",
+                candidates
+                    .iter()
+                    .map(|c| format!("'{c}'"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
+            Error::NotFetched { spec, remote, .. } => Some(format!(
+                "`cairn fetch {} model:{spec}` brings it",
+                remote.as_deref().unwrap_or("REMOTE")
+            )),
             Error::UnsafeRemote { .. } => Some(
                 "use --no-check to add it anyway, only if a single person or job pushes to it at a time"
                     .into(),
@@ -256,6 +309,46 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> E
     move |source| Error::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// The error for a TOML file at `path` holding `text` that does not parse: with the line and
+/// column and a caret under the culprit, as the toml crate lays them out.
+pub(crate) fn toml_error(path: &std::path::Path, text: &str, e: &toml::de::Error) -> Error {
+    let message = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let Some(span) = e.span().filter(|s| s.start <= text.len()) else {
+        return Error::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+    };
+    let start = span.start;
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line_text = text[line_start..line_end].trim_end_matches('\r');
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let end = span.end.clamp(start, line_start + line_text.len());
+    let carets = text[start..end].chars().count().max(1);
+    let number = line.to_string();
+    let pad = " ".repeat(number.len());
+    let snippet = format!(
+        "{pad} |\n{number} | {line_text}\n{pad} | {}{}",
+        " ".repeat(column - 1),
+        "^".repeat(carets)
+    );
+    Error::ConfigAt {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+        snippet,
     }
 }
 

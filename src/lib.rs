@@ -64,6 +64,7 @@ pub mod run;
 pub mod search;
 pub mod snapshot;
 pub mod store;
+pub mod suggest;
 pub mod summary;
 pub mod tags;
 pub mod view;

@@ -78,10 +78,8 @@ impl Project {
 
     /// Parses the text of a project file; `path` is used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Project> {
-        let project: Project = toml::from_str(text).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: one_line(&e.to_string()),
-        })?;
+        let project: Project =
+            toml::from_str(text).map_err(|e| crate::error::toml_error(path, text, &e))?;
         if let Some(b) = &project.run.branch {
             crate::refs::validate("branch", b)?;
         }
@@ -92,14 +90,6 @@ impl Project {
     pub fn example_text() -> &'static str {
         EXAMPLE
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 const EXAMPLE: &str = r#"# cairn project file: defaults for `cairn run`, so that

@@ -225,7 +225,32 @@ pub fn resolve(session: &Session, name: &str, sel: &Selector) -> Result<Version>
         kind: "model",
         name: name.to_string(),
     })?;
-    select(&model, sel)
+    let v = select(&model, sel)?;
+    require_fetched(session, &model, &v)?;
+    Ok(v)
+}
+
+/// Checks that version `v` of `model` is in this repository: a model fetched one stage at a
+/// time has the whole history but not every version's run and files.
+pub fn require_fetched(session: &Session, model: &Model, v: &Version) -> Result<()> {
+    if !model.partial || (session.contains(&v.run)? && session.contains(&v.content)?) {
+        return Ok(());
+    }
+    // The remote it came from: the one whose tracking ref follows this model.
+    let suffix = format!("/models/{}", model.name);
+    let remote = session
+        .refs("refs/remotes/")?
+        .into_iter()
+        .find_map(|(r, _)| {
+            r.strip_prefix("refs/remotes/")?
+                .strip_suffix(&suffix)
+                .map(str::to_string)
+        });
+    Err(Error::NotFetched {
+        spec: format!("{}@v{}", model.name, v.version),
+        run: v.run.short(),
+        remote,
+    })
 }
 
 /// The version `sel` names in `model`.
@@ -261,6 +286,16 @@ pub fn select(model: &Model, sel: &Selector) -> Result<Version> {
             })
         }
     }
+}
+
+/// A stage of `model` other than `stage` whose name differs from it only in case
+/// (`production` beside `Production`): most likely the one that was meant.
+pub fn case_twin<'m>(model: &'m Model, stage: &str) -> Option<&'m str> {
+    model
+        .stages
+        .keys()
+        .find(|k| k.as_str() != stage && k.eq_ignore_ascii_case(stage))
+        .map(String::as_str)
 }
 
 /// Appends `event` to model `name`'s chain, whose head must still be `head`.

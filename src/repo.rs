@@ -157,6 +157,11 @@ impl Repo {
         self.store.set_wait_hook(hook);
     }
 
+    /// How long to wait for another cairn process to release the repository before giving up.
+    pub fn set_lock_timeout(&mut self, t: std::time::Duration) {
+        self.store.set_lock_timeout(t);
+    }
+
     /// `path` relative to the root when inside it (`.` for the root itself).
     pub fn relative(&self, path: &Path) -> Option<PathBuf> {
         let rel = path.strip_prefix(&self.root).ok()?;

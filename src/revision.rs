@@ -6,7 +6,7 @@
 //! (and take `~N` too: `model:resnet@production~1` is the run before it).
 
 use crate::error::{Error, Result};
-use crate::hash::{is_hex_prefix, ObjectId};
+use crate::hash::{is_hex_prefix, ObjectId, MIN_PREFIX_LEN};
 use crate::refs::{self, Head, BRANCH_PREFIX, TAG_PREFIX};
 use crate::store::Session;
 
@@ -77,7 +77,33 @@ fn resolve_base(session: &Session, base: &str) -> Result<ObjectId> {
             }
         }
     }
-    Err(Error::UnknownRevision(base.to_string()))
+    let unknown = if base.len() < MIN_PREFIX_LEN && base.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Error::Refused(format!(
+            "unknown run '{base}': not a branch or tag, and a run id prefix needs at least {MIN_PREFIX_LEN} hex digits"
+        ))
+    } else {
+        Error::UnknownRevision(base.to_string())
+    };
+    Err(crate::suggest::with_candidates(
+        unknown,
+        crate::suggest::similar(base, known_names(session)?),
+    ))
+}
+
+/// Branch, tag and remote-tracking names, for suggestions.
+fn known_names(session: &Session) -> Result<Vec<String>> {
+    let mut names: Vec<String> = refs::branches(session)?
+        .into_iter()
+        .chain(refs::tags(session)?)
+        .map(|(n, _)| n)
+        .collect();
+    for (full, _) in session.refs("refs/remotes/")? {
+        let short = &full["refs/remotes/".len()..];
+        if !short.contains("/notes/") && !short.contains("/models/") {
+            names.push(short.to_string());
+        }
+    }
+    Ok(names)
 }
 
 /// Resolves a RUN argument to a run id.

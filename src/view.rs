@@ -100,20 +100,82 @@ fn children(session: &Session, run: &Run, node: &Node) -> Result<Vec<(String, No
     })
 }
 
-/// Finds `path` (slash-separated; empty for the root) in `run`.
+/// Finds `path` (slash-separated; empty for the root) in `run`. A path that is not there comes
+/// with the paths probably meant: the same path deeper down (`artifacts/model.npz` for
+/// `model.npz`), or a close name where it went astray.
 pub fn lookup(session: &Session, run: &Run, run_name: &str, path: &str) -> Result<Node> {
+    let (parent, node, missing) = match find(session, run, path)? {
+        Ok(node) => return Ok(node),
+        Err(miss) => miss,
+    };
+    let error = Error::NoSuchPath {
+        run: run_name.to_string(),
+        path: path.to_string(),
+    };
+    let parts = path_parts(path);
+    // The same path deeper down (only looked for when the path is not there, so walking
+    // every folder of the run costs nothing otherwise).
+    let tail = format!("/{}", parts.join("/"));
+    // Best effort: a run fetched partially lacks some folders.
+    let mut candidates: Vec<String> = list(session, run, &Node::Root, "", true)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| l.path.ends_with(&tail))
+        .map(|l| l.path)
+        .collect();
+    candidates.sort_by_key(|p| (p.matches('/').count(), p.clone()));
+    candidates.truncate(3);
+    if candidates.is_empty() {
+        let names: Vec<String> = children(session, run, &node)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(n, _, _)| n)
+            .collect();
+        let rest = &parts[parent.len() + 1..];
+        for name in crate::suggest::similar(missing, names) {
+            let full: Vec<&str> = parent
+                .iter()
+                .copied()
+                .chain(std::iter::once(name.as_str()))
+                .chain(rest.iter().copied())
+                .collect();
+            candidates.push(full.join("/"));
+        }
+    }
+    Err(crate::suggest::with_candidates(error, candidates))
+}
+
+fn path_parts(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect()
+}
+
+/// What went astray in a walk: the parts found, the node they lead to, the part missing there.
+type Miss<'p> = (Vec<&'p str>, Node, &'p str);
+
+/// Walks `path` from the root of `run`.
+fn find<'p>(
+    session: &Session,
+    run: &Run,
+    path: &'p str,
+) -> Result<std::result::Result<Node, Miss<'p>>> {
     let mut node = Node::Root;
-    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+    let mut found = Vec::new();
+    for part in path_parts(path) {
         let next = children(session, run, &node)?
             .into_iter()
             .find(|(name, _, _)| name == part)
             .map(|(_, n, _)| n);
-        node = next.ok_or_else(|| Error::NoSuchPath {
-            run: run_name.to_string(),
-            path: path.to_string(),
-        })?;
+        match next {
+            Some(n) => {
+                node = n;
+                found.push(part);
+            }
+            None => return Ok(Err((found, node, part))),
+        }
     }
-    Ok(node)
+    Ok(Ok(node))
 }
 
 /// Lists everything below `node` (files, links and folders), depth first, sorted.

@@ -64,6 +64,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         session.flush()?;
         let verb = if old.is_some() { "Moved" } else { "Created" };
         ctx.status(format!("{verb} branch {name} to {}", target.short()));
+        if refs::get_id(&session, &format!("{}{name}", refs::TAG_PREFIX))?.is_some() {
+            eprintln!(
+                "warning: '{name}' is also a tag; a RUN argument '{name}' now names the branch (refs/tags/{name} names the tag)"
+            );
+        }
         return Ok(0);
     }
     let s = Style::stdout();

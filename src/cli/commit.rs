@@ -14,7 +14,7 @@ use super::Ctx;
 )]
 pub struct Args {
     /// Message describing the run.
-    #[arg(short, long, default_value = "")]
+    #[arg(short, long, default_value = "", hide_default_value = true)]
     pub message: String,
     /// Snapshot the code in this folder (git-tracked files and git state when it is a git repository).
     #[arg(long, value_name = "PATH")]

@@ -40,7 +40,8 @@ pub struct Args {
     /// Line diffs of text files; row counts of large CSV/JSONL.
     #[arg(short = 'p', long = "patch")]
     pub patch: bool,
-    /// Print the diff as JSON (schema in docs/guide/diff.md).
+    /// Print the diff as JSON (one object: schema, a, b, params, metrics, code, data, artifacts, env;
+    /// see "JSON output of cairn diff" in the diff guide).
     #[arg(long)]
     pub json: bool,
     /// Exit 1 when the runs differ (in the shown sections), 0 when they do not.

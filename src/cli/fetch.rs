@@ -8,12 +8,12 @@ use super::Ctx;
 /// verified against its id before it is stored.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  cairn fetch\n  cairn fetch origin main v1.0\n  cairn fetch origin 3f2a9c1b --only artifacts/model.pt\n  cairn log origin/main"
+    after_help = "Examples:\n  cairn fetch\n  cairn fetch origin main v1.0\n  cairn fetch origin 3f2a9c1b --only artifacts/model.pt\n  cairn fetch origin model:resnet@production --only artifacts/model.pt\n  cairn log origin/main"
 )]
 pub struct Args {
     /// The remote (default: origin).
     pub remote: Option<String>,
-    /// Branches, tags or run ids to fetch (default: all refs).
+    /// Branches, tags, run ids or model:NAME[@STAGE] to fetch (default: all refs).
     pub refs: Vec<String>,
     /// Only the objects this path of the named run needs (e.g. artifacts/model.pt).
     #[arg(long, value_name = "PATH")]

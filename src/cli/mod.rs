@@ -43,10 +43,16 @@ use clap::{Parser, Subcommand};
 #[command(name = "cairn", version, about, long_about = None, after_help = "Examples:\n  cairn init\n  cairn commit -m baseline --code . --data train=data/train --params params.yaml --metrics metrics.json --artifact model.pt\n  cairn log\n  cairn show HEAD\n  cairn checkout HEAD~1 -o /tmp/previous")]
 pub struct Cli {
     /// Run as if started in DIR.
-    #[arg(short = 'C', global = true, value_name = "DIR", id = "chdir")]
+    #[arg(
+        short = 'C',
+        global = true,
+        value_name = "DIR",
+        id = "chdir",
+        help_heading = "Global options"
+    )]
     pub dir: Option<PathBuf>,
     /// Print no progress or status messages.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -168,6 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 
 /// Runs the command line; returns the exit code (0 success, 1 failure, 2 usage).
 pub fn main() -> i32 {
+    // A shell asking for completions gets them and nothing else (first: it may set variables).
+    completions::complete_if_asked();
     // Behave like other Unix tools when the reader of our output goes away (`cairn log | head`).
     // SAFETY: resetting a signal disposition at start-up, before any threads exist.
     unsafe {
@@ -176,7 +184,8 @@ pub fn main() -> i32 {
     cairn::store::raise_open_file_limit();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
+        Err(mut e) => {
+            best_suggestion_first(&mut e);
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return code;
@@ -187,6 +196,23 @@ pub fn main() -> i32 {
         Err(e) => {
             report(&e);
             1
+        }
+    }
+}
+
+/// clap lists its "similar" names from the least to the most similar (`cairn comit` suggested
+/// 'completions' before 'commit'); the most similar comes first here.
+fn best_suggestion_first(e: &mut clap::Error) {
+    use clap::error::{ContextKind, ContextValue};
+    for kind in [
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedValue,
+    ] {
+        if let Some(ContextValue::Strings(list)) = e.get(kind) {
+            let mut list = list.clone();
+            list.reverse();
+            e.insert(kind, ContextValue::Strings(list));
         }
     }
 }

@@ -31,7 +31,7 @@ pub enum Action {
         #[arg(long)]
         path: Option<String>,
         /// Message.
-        #[arg(short, long, default_value = "")]
+        #[arg(short, long, default_value = "", hide_default_value = true)]
         message: String,
     },
     /// List models: latest version and who holds each stage.
@@ -67,7 +67,7 @@ pub enum Action {
         #[arg(long)]
         remove: bool,
         /// Message.
-        #[arg(short, long, default_value = "")]
+        #[arg(short, long, default_value = "", hide_default_value = true)]
         message: String,
     },
     /// Every registration and stage change: who, when, from which version to which.
@@ -151,6 +151,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                     name: name.clone(),
                 })?;
             let v = registry::select(&model, &sel)?;
+            registry::require_fetched(&session, &model, &v)?;
             let run = session.read_run(&v.run)?;
             let stages: Vec<&String> = model
                 .stages
@@ -252,6 +253,16 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                     Some(f) => format!("{name}: {stage} moved from v{f} to v{v}"),
                     None => format!("{name}: v{v} is now in {stage}"),
                 });
+                if from.is_none() {
+                    let session = repo.store().session()?;
+                    if let Some(model) = registry::load(&session, &name)? {
+                        if let Some(twin) = registry::case_twin(&model, &stage) {
+                            eprintln!(
+                                "warning: {name} now has stages '{stage}' and '{twin}', which differ only in case; stage names are case-sensitive (`cairn model stage {name} {stage} --remove` undoes this)"
+                            );
+                        }
+                    }
+                }
             }
         }
         Action::History { name, json } => {

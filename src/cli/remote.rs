@@ -20,7 +20,7 @@ pub struct Args {
 pub enum Action {
     /// Add a remote.
     #[command(
-        after_help = "Examples:\n  cairn remote add origin /mnt/team/cairn\n  cairn remote add origin s3://ml-runs/team-a\n  cairn remote add minio s3://runs/cairn --endpoint http://127.0.0.1:9000"
+        after_help = "Examples:\n  cairn remote add origin /mnt/team/cairn\n  cairn remote add backup ~/backups/cairn/project-x --create\n  cairn remote add origin s3://ml-runs/team-a\n  cairn remote add minio s3://runs/cairn --endpoint http://127.0.0.1:9000"
     )]
     Add {
         /// Its name (e.g. origin).
@@ -36,6 +36,10 @@ pub enum Action {
         /// Do not check that the server honours conditional writes.
         #[arg(long)]
         no_check: bool,
+        /// Create the remote's folder, and its parent folders, now. Without it a folder whose
+        /// parent does not exist is refused (the folder itself is created by the first push).
+        #[arg(long)]
+        create: bool,
     },
     /// Remove a remote and its remote-tracking refs.
     #[command(alias = "rm", after_help = "Examples:\n  cairn remote remove old")]
@@ -67,6 +71,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             endpoint,
             region,
             no_check,
+            create,
         }) => {
             let url = cairn::remote::normalize_url(&url, &ctx.cwd)?;
             let cfg = cairn::remote::RemoteConfig {
@@ -74,7 +79,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                 endpoint,
                 region,
             };
-            cairn::remote::add(&repo, &name, cfg, !no_check)?;
+            cairn::remote::add(&repo, &name, cfg, !no_check, create)?;
             ctx.status(format!("Added remote {name} at {url}"));
         }
         Some(Action::Remove { name }) => {

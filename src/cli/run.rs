@@ -18,11 +18,11 @@ use cairn::run::{InProgress, RunObserver, RunOptions};
 /// forwarded to it. cairn exits with the command's exit code (128+N when ended by signal N).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  cairn run -- python train.py --lr 0.01\n  cairn run -m 'wider net' -p lr=0.01 --params params.yaml --data train=data/train \\\n      --out model.pt --metrics metrics.json -- python train.py\n  cairn run -b exp/sweep -p lr=0.1 -- python train.py --lr 0.1\n  cairn run --no-code --env 'WANDB_*' -- ./train.sh\n  cairn run --params params.yaml --new-param -p train.momentum=0.9 -- python train.py\n  cairn run --salvage 3f2a9c1e\n\nWith params files, each -p value is written into the file holding its key for the command\nto read, and the file is put back byte for byte when the command ends. Outputs the command\ndid not write (they predate the run) are not stored; `cairn show` lists them as stale.\n\nIn the command, append metrics with one line of JSON per step:\n  echo '{\"step\": 10, \"loss\": 0.41}' >> \"$CAIRN_METRICS\"\nand read the merged params from the JSON file named by $CAIRN_PARAMS.\nSee docs/run.md for the cairn.toml reference."
+    after_help = "Examples:\n  cairn run -- python train.py --lr 0.01\n  cairn run -m 'wider net' -p lr=0.01 --params params.yaml --data train=data/train \\\n      --out model.pt --metrics metrics.json -- python train.py\n  cairn run -b exp/sweep -p lr=0.1 -- python train.py --lr 0.1\n  cairn run --no-code --env 'WANDB_*' -- ./train.sh\n  cairn run --params params.yaml --new-param -p train.momentum=0.9 -- python train.py\n  cairn run --salvage 3f2a9c1e\n\nWith params files, each -p value is written into the file holding its key for the command\nto read, and the file is put back byte for byte when the command ends. Outputs the command\ndid not write (they predate the run) are not stored; `cairn show` lists them as stale.\n\nIn the command, append metrics with one line of JSON per step:\n  echo '{\"step\": 10, \"loss\": 0.41}' >> \"$CAIRN_METRICS\"\nand read the merged params from the JSON file named by $CAIRN_PARAMS.\nDefaults come from cairn.toml at the repository root: `cairn init` writes one with every key\ncommented, and `cairn run --no-project` ignores it."
 )]
 pub struct Args {
     /// Message describing the run (the command line when omitted).
-    #[arg(short, long, default_value = "")]
+    #[arg(short, long, default_value = "", hide_default_value = true)]
     pub message: String,
     /// One parameter, KEY=VALUE (dotted keys nest: optimizer.lr=0.1); written into the params
     /// file holding the key while the command runs.

@@ -23,12 +23,18 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let exists = refs::get_id(&session, &full)?.is_some();
     if !exists {
         if !a.create {
-            return Err(anyhow::Error::new(cairn::Error::NoSuchRef {
-                kind: "branch",
-                name: a.name.clone(),
-            })
-            .context(format!("cannot switch to '{}'", a.name)))
-            .map_err(|e| anyhow::anyhow!("{e:#}; use `cairn switch -c {}` to create it", a.name));
+            let branches = refs::branches(&session)?.into_iter().map(|(b, _)| b);
+            let err = cairn::suggest::with_candidates(
+                cairn::Error::NoSuchRef {
+                    kind: "branch",
+                    name: a.name.clone(),
+                },
+                cairn::suggest::similar(&a.name, branches),
+            );
+            return Err(anyhow::Error::new(err).context(format!(
+                "cannot switch to '{0}': no branch named '{0}'; use `cairn switch -c {0}` to create it",
+                a.name
+            )));
         }
         match cairn::revision::resolve(&session, "HEAD") {
             Ok(tip) => refs::update(&session, &full, None, Some(tip))?,

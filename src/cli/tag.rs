@@ -40,6 +40,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             Ok(_) => {}
         }
         ctx.status(format!("Tagged {} as {name}", target.short()));
+        if refs::branch_tip(&session, &name)?.is_some() {
+            eprintln!(
+                "warning: '{name}' is also a branch; a RUN argument '{name}' names the branch (refs/tags/{name} names the tag)"
+            );
+        }
         return Ok(0);
     }
     let s = Style::stdout();

@@ -26,12 +26,20 @@ pub struct FolderTransport {
 }
 
 impl FolderTransport {
-    /// A remote rooted at `root` (created if missing).
+    /// A remote rooted at `root`, created if missing when its parent folder exists. A missing
+    /// parent is refused: a drive that is not mounted must not get a remote in its mount point.
     pub fn new(root: &Path) -> Result<Self> {
         let t = FolderTransport {
             root: root.to_path_buf(),
             swept: Default::default(),
         };
+        if let Some(parent) = root.parent().filter(|p| !root.is_dir() && !p.is_dir()) {
+            return Err(t.fail(format!(
+                "the folder does not exist, nor does {} (a drive not mounted?); create it, \
+                 or add the remote again with `cairn remote add --create`",
+                parent.display()
+            )));
+        }
         std::fs::create_dir_all(root)
             .map_err(|e| t.fail(format!("cannot create the folder: {e}")))?;
         Ok(t)

@@ -45,10 +45,7 @@ fn remotes_path(repo: &Repo) -> PathBuf {
 pub fn list(repo: &Repo) -> Result<BTreeMap<String, RemoteConfig>> {
     let path = remotes_path(repo);
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| Error::Config {
-            path,
-            message: e.message().to_string(),
-        }),
+        Ok(text) => toml::from_str(&text).map_err(|e| crate::error::toml_error(&path, &text, &e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(io_err(&path)(e)),
     }
@@ -115,6 +112,34 @@ pub fn normalize_url(url: &str, cwd: &Path) -> Result<String> {
     Ok(abs.to_string_lossy().into_owned())
 }
 
+/// Checks the folder of a folder remote (`url` normalised) before it is added: the folder must
+/// exist, or its parent (the first push creates it). A parent that does not exist is most often
+/// a typo or a drive that is not mounted, so it is refused unless `create`, which creates the
+/// folder and its parents now. Other URLs pass.
+pub fn prepare_folder(url: &str, create: bool) -> Result<()> {
+    if url.starts_with("s3://") {
+        return Ok(());
+    }
+    let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+    if path.is_dir() {
+        return Ok(());
+    }
+    if create {
+        return std::fs::create_dir_all(path).map_err(io_err(path));
+    }
+    match path.parent() {
+        Some(parent) if !parent.is_dir() => Err(Error::BadArgument {
+            arg: url.to_string(),
+            reason: format!(
+                "{} does not exist, so neither can the remote's folder (a typo, or a drive not \
+                 mounted?); use --create to create the folders",
+                parent.display()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Opens a transport for `cfg`.
 pub fn connect(cfg: &RemoteConfig) -> Result<Box<dyn Transport>> {
     if cfg.url.starts_with("s3://") {
@@ -173,8 +198,10 @@ fn probe_s3(cfg: &RemoteConfig) -> Result<()> {
     Err(no_s3(cfg))
 }
 
-/// Adds remote `name`; for S3, first checks that the server honours conditional writes.
-pub fn add(repo: &Repo, name: &str, cfg: RemoteConfig, check: bool) -> Result<()> {
+/// Adds remote `name`; for S3, first checks that the server honours conditional writes (when
+/// `check`); for a folder, that it or its parent exists, or creates it (when `create`, see
+/// [`prepare_folder`]).
+pub fn add(repo: &Repo, name: &str, cfg: RemoteConfig, check: bool, create: bool) -> Result<()> {
     validate_name(name)?;
     let mut all = list(repo)?;
     if all.contains_key(name) {
@@ -186,6 +213,7 @@ pub fn add(repo: &Repo, name: &str, cfg: RemoteConfig, check: bool) -> Result<()
     if check && cfg.url.starts_with("s3://") {
         probe_s3(&cfg)?;
     }
+    prepare_folder(&cfg.url, create)?;
     all.insert(name.to_string(), cfg);
     save(repo, &all)
 }

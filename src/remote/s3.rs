@@ -57,13 +57,16 @@ impl S3Transport {
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
             .or_else(|| std::env::var("AWS_ENDPOINT").ok());
         if let Some(e) = endpoint {
-            let ok = url::Url::parse(&e)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-            if !ok {
+            let parsed = url::Url::parse(&e)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            let Some(parsed) = parsed else {
                 return Err(fail(format!(
                     "endpoint '{e}' is not an http:// or https:// URL"
                 )));
-            }
+            };
+            // A server that is down would otherwise be retried for seconds without a word.
+            reachable(&parsed, CONNECT_PROBE).map_err(|m| fail(format!("endpoint {e}: {m}")))?;
             b = b
                 .with_allow_http(e.starts_with("http://"))
                 .with_virtual_hosted_style_request(false)
@@ -76,6 +79,7 @@ impl S3Transport {
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
         b = b.with_region(region.unwrap_or_else(|| "us-east-1".into()));
         // Never leave a credential out when the environment has none: fail with a clear message.
+        credentials_available().map_err(fail)?;
         let store = b
             .build()
             .map_err(|e| fail(format!("cannot configure S3: {}", redact(&e.to_string()))))?;
@@ -161,6 +165,81 @@ impl S3Transport {
                 (Err(_), Some(Err(e))) => Err(self.fail("probe write", e)),
             }
         })
+    }
+}
+
+/// How long to wait for a TCP connection to an endpoint.
+const CONNECT_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long to wait for a TCP connection to the instance metadata service, which answers at
+/// once on EC2 and not at all elsewhere.
+const METADATA_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Checks that something listens at `url`'s host and port within `timeout`; the error says
+/// what happened.
+fn reachable(url: &url::Url, timeout: std::time::Duration) -> std::result::Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs: Vec<std::net::SocketAddr> = (host.trim_matches(['[', ']']), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    let mut last = String::from("no address");
+    for addr in addrs {
+        match std::net::TcpStream::connect_timeout(&addr, timeout) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = format!("connection refused at {addr} (is the server running?)");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                last = format!("no answer from {addr} within {} s", timeout.as_secs());
+            }
+            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// Where object_store looks for credentials, in its order, besides the instance metadata
+/// service.
+const CREDENTIAL_SOURCES: &str = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+     AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI, \
+     AWS_CONTAINER_CREDENTIALS_FULL_URI, or an EC2 instance role";
+
+/// Checks that some source of credentials exists. Without one in the environment, object_store
+/// asks the EC2 instance metadata service, which off EC2 answered with a 403 or a timeout after
+/// seconds of retries; it is asked once, quickly, here instead.
+fn credentials_available() -> std::result::Result<(), String> {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    if set("AWS_ACCESS_KEY_ID")
+        || set("AWS_SECRET_ACCESS_KEY")
+        || (set("AWS_WEB_IDENTITY_TOKEN_FILE") && set("AWS_ROLE_ARN"))
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        || (set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            && set("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"))
+    {
+        return Ok(());
+    }
+    let profiles = if set("AWS_PROFILE") {
+        "; AWS_PROFILE is set, but profiles are not read: put its credentials in the \
+         environment with `eval \"$(aws configure export-credentials --format env)\"`"
+    } else {
+        ""
+    };
+    let no_credentials = || format!("no AWS credentials found ({CREDENTIAL_SOURCES}){profiles}");
+    let disabled =
+        std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if disabled {
+        return Err(no_credentials());
+    }
+    let metadata = std::env::var("AWS_METADATA_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "http://169.254.169.254".into());
+    match url::Url::parse(&metadata) {
+        Ok(u) if reachable(&u, METADATA_PROBE).is_ok() => Ok(()),
+        _ => Err(no_credentials()),
     }
 }
 

@@ -879,10 +879,23 @@ fn fetch_with(
         if let Some(path) = &opts.only {
             let [root] = id_roots.as_slice() else {
                 let root = match rrefs.as_slice() {
+                    // A model: its history, then the run of the version named (the latest
+                    // without @vN or @STAGE); the ref names a model event, not a run.
+                    [(name, v)] if id_roots.is_empty() && name.starts_with(MODEL_PREFIX) => {
+                        let sel = model_selector(&opts.refs, name);
+                        fetch_model_history(
+                            &mut f,
+                            name,
+                            v.id,
+                            sel.as_deref(),
+                            &mut partial,
+                            progress,
+                        )?
+                    }
                     [(_, v)] if id_roots.is_empty() => v.id,
                     _ => {
                         return Err(Error::Refused(
-                            "--only needs exactly one run (a run id or a branch or tag name)"
+                            "--only needs exactly one run (a run id, a branch or tag name, or model:NAME@STAGE)"
                                 .into(),
                         ))
                     }
@@ -894,14 +907,7 @@ fn fetch_with(
         let mut roots: Vec<ObjectId> = Vec::new();
         for (name, v) in &rrefs {
             // A model named with a version or stage: its history, and that version's run only.
-            let selected = name.strip_prefix(MODEL_PREFIX).and_then(|m| {
-                opts.refs.iter().find_map(|n| {
-                    let spec = n.strip_prefix("model:")?;
-                    let (mn, sel) = spec.split_once('@')?;
-                    (mn == m).then(|| sel.to_string())
-                })
-            });
-            match selected {
+            match model_selector(&opts.refs, name) {
                 Some(sel) => fetch_model_version(&mut f, name, v.id, &sel, &mut partial, progress)?,
                 None => roots.push(v.id),
             }
@@ -938,7 +944,10 @@ fn fetch_with(
         partial,
         ..Default::default()
     };
-    if opts.only.is_none() {
+    // With --only, only a model's ref moves: its whole history came, and its partial runs
+    // are marked so.
+    let only_model = opts.only.is_some() && rrefs.iter().all(|(n, _)| n.starts_with(MODEL_PREFIX));
+    if opts.only.is_none() || only_model {
         for (name, v) in &rrefs {
             let local = if let Some(b) = name.strip_prefix(BRANCH_PREFIX) {
                 format!("refs/remotes/{remote}/{b}")
@@ -993,15 +1002,26 @@ fn fetch_with(
     Ok(report)
 }
 
-/// Fetches a model's history (event objects only) and the run of the version `sel` names.
-fn fetch_model_version(
+/// The `@vN` or `@STAGE` part of the `model:NAME@...` among `names` that names model ref `name`.
+fn model_selector(names: &[String], name: &str) -> Option<String> {
+    let m = name.strip_prefix(MODEL_PREFIX)?;
+    names.iter().find_map(|n| {
+        let spec = n.strip_prefix("model:")?;
+        let (mn, sel) = spec.split_once('@')?;
+        (mn == m).then(|| sel.to_string())
+    })
+}
+
+/// Fetches a model's history (event objects only); returns the run of the version `sel`
+/// names (the latest when `None`).
+fn fetch_model_history(
     f: &mut Fetcher<'_, '_>,
     name: &str,
     head: ObjectId,
-    sel: &str,
+    sel: Option<&str>,
     partial: &mut Vec<ObjectId>,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<ObjectId> {
     let mut chain = Vec::new();
     let mut cur = Some(head);
     let mut seen = HashSet::new();
@@ -1055,19 +1075,35 @@ fn fetch_model_version(
             _ => {}
         }
     }
-    let version = match sel.strip_prefix('v').and_then(|d| d.parse::<u32>().ok()) {
-        Some(v) => v,
-        None => *stages.get(sel).ok_or_else(|| {
-            Error::Refused(format!(
-                "remote model {model_name} has no version in stage '{sel}'"
-            ))
-        })?,
+    let version = match sel {
+        None => latest,
+        Some(sel) => match sel.strip_prefix('v').and_then(|d| d.parse::<u32>().ok()) {
+            Some(v) => v,
+            None => *stages.get(sel).ok_or_else(|| {
+                Error::Refused(format!(
+                    "remote model {model_name} has no version in stage '{sel}'"
+                ))
+            })?,
+        },
     };
     let run = *versions.get(&version).ok_or_else(|| {
         Error::Refused(format!(
             "remote model {model_name} has no version v{version}"
         ))
     })?;
+    Ok(run)
+}
+
+/// Fetches a model's history (event objects only) and the run of the version `sel` names.
+fn fetch_model_version(
+    f: &mut Fetcher<'_, '_>,
+    name: &str,
+    head: ObjectId,
+    sel: &str,
+    partial: &mut Vec<ObjectId>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let run = fetch_model_history(f, name, head, Some(sel), partial, progress)?;
     // The run and what it is made of, but not its ancestors: only this version travels.
     let raw = match f.fetch(&[run], false, progress)?.remove(&run) {
         Some(raw) => raw,
@@ -1110,6 +1146,18 @@ fn fetch_only(
         got.remove(&id)
             .ok_or_else(|| Error::Refused(format!("object {id} could not be fetched")))
     };
+    if f.repo.store().session()?.has_complete(&run_id)? {
+        // Here whole already: nothing to fetch, and nothing to mark partial.
+        return Ok(());
+    }
+    if let Some((_, e)) = f.rindex.objects.get(&run_id) {
+        if e.kind != Kind::Run {
+            return Err(Error::Refused(format!(
+                "--only needs a run; object {} on the remote is not one",
+                run_id.short()
+            )));
+        }
+    }
     let raw = get_one(f, run_id)?;
     let run = crate::object::Run::decode(&raw)
         .map_err(|source| StoreError::Decode { id: run_id, source })?;
@@ -1204,7 +1252,6 @@ pub fn clone(
 ) -> Result<Repo> {
     let repo = Repo::init(dir)?;
     let result = (|| -> Result<()> {
-        super::add(&repo, "origin", cfg.clone(), false)?;
         if !cfg.url.starts_with("s3://")
             && !std::path::Path::new(cfg.url.strip_prefix("file://").unwrap_or(&cfg.url)).is_dir()
         {
@@ -1213,6 +1260,7 @@ pub fn clone(
                 reason: "no such folder".into(),
             });
         }
+        super::add(&repo, "origin", cfg.clone(), false, false)?;
         let t = super::connect(&cfg)?;
         if t.list_refs()?.is_empty() {
             return Err(Error::Refused(format!(

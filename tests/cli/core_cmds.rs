@@ -2130,3 +2130,193 @@ fn log_and_show_give_the_index_up_before_a_slow_reader_drains_them() {
         );
     }
 }
+
+#[test]
+fn a_tag_named_like_a_branch_is_warned_about() {
+    let env = Env::init();
+    let first = env.commit(&["-m", "one", "-p", "x=1"]);
+    env.ok(&["branch", "best"]);
+    env.commit(&["-m", "two", "-p", "x=2"]);
+    // Tagging main's tip as `best` while a branch `best` names the first run.
+    let out = env.run(&["tag", "best"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("warning: 'best' is also a branch") && err.contains("refs/tags/best"),
+        "{err}"
+    );
+    // What the warning says: the name means the branch.
+    assert_eq!(resolve(&env, "best"), first);
+    // A tag without a branch of its name is not warned about; a branch named like a tag is.
+    let out = env.run(&["tag", "v1"]);
+    assert!(!stderr_of(&out).contains("warning"), "{}", stderr_of(&out));
+    let out = env.run(&["branch", "v1", &first]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("warning: 'v1' is also a tag"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn misspelt_names_get_a_did_you_mean() {
+    let env = Env::init();
+    env.write("out/model.npz", "weights");
+    let run = env.commit(&["-m", "one", "-p", "x=1", "--artifact", "out/model.npz"]);
+    env.ok(&["branch", "exp/momentum"]);
+
+    // A path given without its folders, or with a typo in a name.
+    let err = env.fails(&["cat", "HEAD:model.npz"]);
+    assert_one_line_error(&err);
+    assert!(
+        err.contains("hint: did you mean 'artifacts/out/model.npz'?"),
+        "{err}"
+    );
+    let err = env.fails(&["cat", "HEAD:artifacts/out/modle.npz"]);
+    assert!(
+        err.contains("hint: did you mean 'artifacts/out/model.npz'?"),
+        "{err}"
+    );
+    let err = env.fails(&["ls", "HEAD", "artefacts"]);
+    assert!(err.contains("did you mean 'artifacts'?"), "{err}");
+
+    // Branches, wherever a RUN or a branch is named.
+    for args in [
+        &["switch", "exp/momentun"][..],
+        &["log", "exp/momentun"],
+        &["show", "momentum"],
+        &["checkout", "exp/momentun", "-o", "out2"],
+    ] {
+        let err = env.fails(args);
+        assert!(
+            err.contains("hint: did you mean 'exp/momentum'?"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!env.path("out2").exists());
+    // Nothing close: no suggestion.
+    let err = env.fails(&["show", "zzzzzzzz"]);
+    assert!(!err.contains("did you mean"), "{err}");
+
+    // A prefix under four digits says the minimum.
+    let err = env.fails(&["show", &run[..3]]);
+    assert_one_line_error(&err);
+    assert!(err.contains("at least 4 hex digits"), "{err}");
+
+    // Commands: the closest first.
+    let out = env.run(&["comit"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    let commit = err.find("'commit'").unwrap_or_else(|| panic!("{err}"));
+    if let Some(other) = err.find("'completions'") {
+        assert!(commit < other, "commit should come first: {err}");
+    }
+}
+
+#[test]
+fn help_keeps_global_options_apart_and_names_no_file_paths() {
+    let env = Env::new();
+    let mut todo: Vec<Vec<String>> = listed_commands(&env.ok(&["--help"]))
+        .into_iter()
+        .map(|c| vec![c])
+        .collect();
+    assert!(todo.len() > 20, "{todo:?}");
+    while let Some(cmd) = todo.pop() {
+        let mut args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = env.ok(&args);
+        for child in listed_commands(&help) {
+            let mut c = cmd.clone();
+            c.push(child);
+            todo.push(c);
+        }
+        // -C and -q under their own heading, not among the command's options.
+        let (own, global) = help
+            .split_once("Global options:")
+            .unwrap_or_else(|| panic!("{cmd:?}: no 'Global options:' heading:\n{help}"));
+        assert!(
+            global.contains("-C <DIR>") && global.contains("-q, --quiet"),
+            "{cmd:?}:\n{help}"
+        );
+        assert!(
+            !own.contains("-C <DIR>") && !own.contains("--quiet"),
+            "{cmd:?}:\n{help}"
+        );
+        assert!(!help.contains("[default: \"\"]"), "{cmd:?}:\n{help}");
+        assert!(
+            !help.contains("docs/") && !help.contains(".md"),
+            "{cmd:?}: help names a file of the source tree:\n{help}"
+        );
+    }
+}
+
+/// The values (without their descriptions and without options) the dynamic completion offers
+/// for the command line `words`, the last being the word under the cursor; asked as fish does.
+fn completed(env: &Env, words: &[&str]) -> Vec<String> {
+    let out = env
+        .cmd()
+        .env("CAIRN_COMPLETE", "fish")
+        .arg("--")
+        .arg("cairn")
+        .args(words)
+        .output()
+        .expect("spawn cairn");
+    assert!(out.status.success(), "{words:?}: {}", stderr_of(&out));
+    stdout_of(&out)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .filter(|v| !v.starts_with('-'))
+        .collect()
+}
+
+#[test]
+fn dynamic_completion_offers_branch_tag_remote_and_model_names() {
+    let env = Env::init();
+    env.write("model.bin", "weights");
+    env.commit(&["-m", "one", "-p", "x=1", "--artifact", "model.bin"]);
+    env.ok(&["branch", "exp/wide"]);
+    env.ok(&["branch", "exp/deep"]);
+    env.ok(&["tag", "v1.0"]);
+    env.ok(&["model", "register", "resnet", "HEAD"]);
+    let remote = env.tmp.path().join("remote");
+    env.ok(&["remote", "add", "origin", remote.to_str().unwrap()]);
+
+    assert_eq!(
+        completed(&env, &["switch", "exp/"]),
+        ["exp/deep", "exp/wide"]
+    );
+    assert_eq!(
+        completed(&env, &["switch", ""]),
+        ["exp/deep", "exp/wide", "main"]
+    );
+    assert_eq!(completed(&env, &["tag", "-d", ""]), ["v1.0"]);
+    assert_eq!(completed(&env, &["push", ""]), ["origin"]);
+    assert_eq!(completed(&env, &["remote", "remove", "o"]), ["origin"]);
+    assert_eq!(completed(&env, &["model", "stage", ""]), ["resnet"]);
+    assert_eq!(completed(&env, &["model", "show", "r"]), ["resnet"]);
+    let runs = completed(&env, &["log", ""]);
+    for name in ["HEAD", "exp/wide", "main", "v1.0", "model:resnet"] {
+        assert!(runs.iter().any(|r| r == name), "{name} not in {runs:?}");
+    }
+    assert_eq!(completed(&env, &["checkout", "v"]), ["v1.0"]);
+    assert_eq!(
+        completed(&env, &["push", "origin", "model:"]),
+        ["model:resnet"]
+    );
+    // Outside a repository: nothing, and no error.
+    let outside = Env::new();
+    assert!(completed(&outside, &["switch", ""]).is_empty());
+    // The static scripts still work, and the registration script names the variable.
+    assert!(env.ok(&["completions", "bash"]).contains("_cairn"));
+    let out = env
+        .cmd()
+        .env("CAIRN_COMPLETE", "bash")
+        .output()
+        .expect("spawn cairn");
+    assert!(
+        stdout_of(&out).contains("CAIRN_COMPLETE"),
+        "{}",
+        stdout_of(&out)
+    );
+}

@@ -4,6 +4,7 @@ mod common;
 mod core_cmds;
 mod crash;
 mod diff_query;
+mod docs;
 mod faults;
 mod io_faults;
 mod registry;

@@ -822,3 +822,80 @@ fn concurrent_promotion_folder() {
 fn concurrent_promotion_s3() {
     concurrent_promotion(Kind::S3, 1);
 }
+
+#[test]
+fn fetch_only_one_file_of_a_model_stage() {
+    let a = Env::init();
+    let remote = Remote::new(Kind::Folder, &a, "registry-only").expect("folder remote");
+    let (run1, model1) = train(&a, 31, 1 << 20, "0.1", "0.5");
+    let (run2, _) = train(&a, 32, 1 << 20, "0.2", "0.4");
+    register(&a, "m", &run1);
+    register(&a, "m", &run2);
+    a.ok(&["model", "stage", "m", "v1", "production"]);
+    remote.add_origin(&a);
+    a.ok(&["push", "origin", "--all"]);
+
+    // The model ref names a history event, not a run: --only must go through the stage.
+    let b = remote.fresh();
+    b.ok(&[
+        "fetch",
+        "origin",
+        "model:m@production",
+        "--only",
+        "artifacts/model.bin",
+    ]);
+    assert!(
+        stdout_bytes(&b, &["cat", "model:m@production:artifacts/model.bin"]) == model1,
+        "the fetched file is not v1 bit for bit"
+    );
+    assert_eq!(shown_version(&b, "m@production"), 1);
+    fsck_clean(&b);
+
+    // A version that did not come says which fetch brings it.
+    let err = b.fails(&["model", "show", "m@v2"]);
+    assert!(
+        err.contains("m@v2") && err.contains("not in this repository"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: `cairn fetch origin model:m@v2` brings it"),
+        "{err}"
+    );
+    let err = b.fails(&["cat", "model:m@v2:artifacts/model.bin"]);
+    assert!(err.contains("cairn fetch origin model:m@v2"), "{err}");
+    b.ok(&["fetch", "origin", "model:m@v2"]);
+    assert_eq!(shown_version(&b, "m@v2"), 2);
+
+    // A repository that has the run whole keeps it whole: it can still push it elsewhere.
+    a.ok(&[
+        "fetch",
+        "origin",
+        "model:m@production",
+        "--only",
+        "artifacts/model.bin",
+    ]);
+    let backup = Remote::new(Kind::Folder, &a, "registry-only-backup").expect("folder remote");
+    a.ok(&["remote", "add", "backup", &backup.url]);
+    a.ok(&["push", "backup", "--all"]);
+    fsck_clean(&a);
+}
+
+#[test]
+fn a_new_stage_differing_only_in_case_is_warned_about() {
+    let env = Env::init();
+    let (run1, _) = train(&env, 41, 1024, "0.1", "0.5");
+    let (run2, _) = train(&env, 42, 1024, "0.2", "0.4");
+    register(&env, "logreg", &run1);
+    register(&env, "logreg", &run2);
+    let err = ok_stderr(&env, &["model", "stage", "logreg", "v1", "production"]);
+    assert!(!err.contains("warning"), "{err}");
+    let err = ok_stderr(&env, &["model", "stage", "logreg", "v2", "Production"]);
+    assert!(
+        err.contains("warning:") && err.contains("'Production' and 'production'"),
+        "{err}"
+    );
+    assert!(err.contains("differ only in case"), "{err}");
+    // Moving an existing stage is not warned about again.
+    let err = ok_stderr(&env, &["model", "stage", "logreg", "v1", "Production"]);
+    assert!(!err.contains("warning"), "{err}");
+}

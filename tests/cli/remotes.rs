@@ -1760,3 +1760,144 @@ fn damaged_cached_pack_index_is_read_again_from_the_remote() {
         );
     }
 }
+
+#[test]
+fn a_folder_remote_whose_parent_is_missing_needs_create() {
+    let a = Env::init();
+    a.commit(&["-m", "one", "-p", "x=1"]);
+    let missing = a.tmp.path().join("no-such-drive/dir/x");
+    let url = missing.to_str().unwrap();
+    let err = a.fails(&["remote", "add", "bad", url]);
+    assert!(
+        err.contains("does not exist") && err.contains("--create"),
+        "{err}"
+    );
+    assert_eq!(a.ok(&["remote"]), "", "a refused remote was recorded");
+    assert!(!a.tmp.path().join("no-such-drive").exists());
+
+    // With --create the folders are made at once, and the push lands there.
+    a.ok(&["remote", "add", "bad", url, "--create"]);
+    assert!(missing.is_dir());
+    a.ok(&["push", "-q", "bad"]);
+    assert!(missing.join("refs/heads/main").is_file());
+
+    // A folder remote whose parent went away (an unmounted drive) is not re-created by a push.
+    std::fs::remove_dir_all(a.tmp.path().join("no-such-drive")).unwrap();
+    let err = a.fails(&["push", "bad"]);
+    assert!(err.contains("--create"), "{err}");
+    assert!(!a.tmp.path().join("no-such-drive").exists());
+    // A clone of it says there is no such folder (clone has no --create).
+    let dest = a.tmp.path().join("cloned");
+    let err = a.fails(&["clone", url, dest.to_str().unwrap()]);
+    assert!(
+        err.contains("no such folder") && !err.contains("--create"),
+        "{err}"
+    );
+
+    // A folder whose parent exists is still created by the first push, as before.
+    let fresh = a.tmp.path().join("fresh-remote");
+    a.ok(&["remote", "add", "fresh", fresh.to_str().unwrap()]);
+    a.ok(&["push", "-q", "fresh"]);
+    assert!(fresh.join("refs/heads/main").is_file());
+}
+
+#[test]
+fn pushing_to_an_unknown_remote_hints_how_to_add_one() {
+    let a = Env::init();
+    a.commit(&["-m", "one", "-p", "x=1"]);
+    for cmd in ["push", "fetch", "pull"] {
+        let err = a.fails(&[cmd, "upstream"]);
+        assert!(err.contains("no remote named 'upstream'"), "{err}");
+        assert!(
+            err.contains("hint: `cairn remote -v` lists the remotes; `cairn remote add upstream URL` adds one"),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+/// A loopback port nothing listens on (bound, then let go).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[test]
+fn s3_without_credentials_says_so_at_once() {
+    let a = Env::init();
+    // No credentials in the environment, and an instance metadata service that is not there
+    // (a closed loopback port stands for the link-local address off EC2).
+    let metadata = format!("http://127.0.0.1:{}", closed_port());
+    let run = |args: &[&str]| {
+        a.cmd()
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_METADATA_ENDPOINT", &metadata)
+            .env("AWS_PROFILE", "team")
+            .args(args)
+            .output()
+            .expect("spawn cairn")
+    };
+    let out = run(&["remote", "add", "origin", "s3://bucket/team"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains("no AWS credentials found (AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+    assert!(
+        err.contains("AWS_PROFILE is set, but profiles are not read"),
+        "{err}"
+    );
+    assert!(!err.contains("169.254") && !err.contains("403"), "{err}");
+    assert_eq!(a.ok(&["remote"]), "", "a refused remote was recorded");
+    // Added without the check, a push says the same.
+    assert!(
+        run(&["remote", "add", "origin", "s3://bucket/team", "--no-check"])
+            .status
+            .success()
+    );
+    a.commit(&["-m", "one", "-p", "x=1"]);
+    let out = run(&["push", "origin"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no AWS credentials found"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn s3_endpoint_that_refuses_connections_says_so_at_once() {
+    let a = Env::init();
+    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let err = a.fails(&[
+        "remote",
+        "add",
+        "origin",
+        "s3://bucket/team",
+        "--endpoint",
+        &endpoint,
+    ]);
+    assert!(
+        err.contains(&endpoint) && err.contains("connection refused"),
+        "{err}"
+    );
+    assert!(err.contains("is the server running?"), "{err}");
+    a.ok(&[
+        "remote",
+        "add",
+        "origin",
+        "s3://bucket/team",
+        "--endpoint",
+        &endpoint,
+        "--no-check",
+    ]);
+    a.commit(&["-m", "one", "-p", "x=1"]);
+    for cmd in ["push", "fetch"] {
+        let err = a.fails(&[cmd, "origin"]);
+        assert!(err.contains("connection refused"), "{cmd}: {err}");
+    }
+}

@@ -1347,3 +1347,39 @@ fn watch_names_the_run_committed_on_another_branch() {
         "{last}"
     );
 }
+
+#[test]
+fn a_cairn_toml_that_does_not_parse_shows_the_line_and_a_caret() {
+    let env = Env::init();
+    env.write(
+        "cairn.toml",
+        "[run]\nparams = [\"p.yaml\"]\noutput = [\"model.bin\"]\n",
+    );
+    let err = env.fails(&["run", "--", "true"]);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].starts_with("error: ")
+            && lines[0].contains("cairn.toml:3:1: unknown field `output`, expected one of"),
+        "{err}"
+    );
+    assert_eq!(
+        lines[1..4],
+        ["  |", "3 | output = [\"model.bin\"]", "  | ^^^^^^"],
+        "{err}"
+    );
+    // A syntax error: the message on the first line, the caret where the parser stopped.
+    env.write("cairn.toml", "[run]\ncode = \"src\" x\n");
+    let err = env.fails(&["run", "--", "true"]);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[0].contains("cairn.toml:2:14: "), "{err}");
+    assert_eq!(
+        lines[2..4],
+        ["2 | code = \"src\" x", "  |              ^"],
+        "{err}"
+    );
+    assert_eq!(
+        env.ok(&["log", "--json"]).trim(),
+        "[]",
+        "a run was recorded"
+    );
+}
