@@ -95,7 +95,7 @@ impl Project {
 const EXAMPLE: &str = r#"# cairn project file: defaults for `cairn run`, so that
 #   cairn run -- python train.py
 # needs no flags. Paths are relative to this folder (the repository root).
-# Command-line options add to these defaults. Reference: docs/run.md.
+# Command-line options add to these defaults; `cairn run --help` describes each one.
 
 [run]
 # Code to snapshot when the command starts: a folder, or false for none.
