@@ -116,6 +116,17 @@ pub enum Error {
         /// The remote the model was fetched from, when known.
         remote: Option<String>,
     },
+    /// A path of a run whose content a partial fetch (`fetch --only`, a model version) left on
+    /// the remote.
+    #[error("{run}:{path} was not fetched: only part of this run is in the repository")]
+    PathNotFetched {
+        /// The run as named.
+        run: String,
+        /// The path.
+        path: String,
+        /// The remote to fetch it from, when there is only one.
+        remote: Option<String>,
+    },
     /// An error about a name, with the names that were probably meant.
     #[error("{error}")]
     DidYouMean {
@@ -211,7 +222,7 @@ impl Error {
             | Error::Metrics(_)
             | Error::Git(_) => ErrorKind::Invalid,
             Error::AlreadyARepo(_) | Error::RefExists { .. } => ErrorKind::Conflict,
-            Error::NotFetched { .. } => ErrorKind::NotFound,
+            Error::NotFetched { .. } | Error::PathNotFetched { .. } => ErrorKind::NotFound,
             Error::DidYouMean { error, .. } => error.kind(),
             Error::Refused(_) => ErrorKind::Refused,
             Error::UnsafeRemote { .. } => ErrorKind::Unsupported,
@@ -253,6 +264,10 @@ impl Error {
             )),
             Error::NotFetched { spec, remote, .. } => Some(format!(
                 "`cairn fetch {} model:{spec}` brings it",
+                remote.as_deref().unwrap_or("REMOTE")
+            )),
+            Error::PathNotFetched { run, path, remote } => Some(format!(
+                "`cairn fetch {} {run} --only {path}` brings it",
                 remote.as_deref().unwrap_or("REMOTE")
             )),
             Error::UnsafeRemote { .. } => Some(

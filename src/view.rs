@@ -104,7 +104,8 @@ fn children(session: &Session, run: &Run, node: &Node) -> Result<Vec<(String, No
 /// with the paths probably meant: the same path deeper down (`artifacts/model.npz` for
 /// `model.npz`), or a close name where it went astray.
 pub fn lookup(session: &Session, run: &Run, run_name: &str, path: &str) -> Result<Node> {
-    let (parent, node, missing) = match find(session, run, path)? {
+    let found = find(session, run, path).map_err(|e| not_fetched(session, e, run_name, path))?;
+    let (parent, node, missing) = match found {
         Ok(node) => return Ok(node),
         Err(miss) => miss,
     };
@@ -143,6 +144,40 @@ pub fn lookup(session: &Session, run: &Run, run_name: &str, path: &str) -> Resul
         }
     }
     Err(crate::suggest::with_candidates(error, candidates))
+}
+
+/// `e`, or, when it is an object missing from a partially fetched store, the error that says
+/// `run_name:path` was not fetched and how to fetch it.
+pub fn not_fetched(session: &Session, e: Error, run_name: &str, path: &str) -> Error {
+    let missing = matches!(
+        e,
+        Error::Store(crate::store::StoreError::Missing(_))
+            | Error::Snapshot(crate::snapshot::SnapshotError::Store(
+                crate::store::StoreError::Missing(_)
+            ))
+    );
+    if !missing {
+        return e;
+    }
+    // The remote to name: the only one with remote-tracking refs, if there is just one.
+    let remotes: std::collections::BTreeSet<String> = session
+        .refs("refs/remotes/")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(r, _)| {
+            r.strip_prefix("refs/remotes/")?
+                .split('/')
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    Error::PathNotFetched {
+        run: run_name.to_string(),
+        path: path.to_string(),
+        remote: (remotes.len() == 1)
+            .then(|| remotes.into_iter().next())
+            .flatten(),
+    }
 }
 
 fn path_parts(path: &str) -> Vec<&str> {

@@ -53,7 +53,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     } else {
         // Plan in the session, stream after it: a reader that is slow to consume (a pipe)
         // must not keep other cairn processes out of the repository.
-        let plan = session.content_plan(&content)?;
+        let plan = session.content_plan(&content).map_err(|e| {
+            cairn::view::not_fetched(&session, e.into(), &run_spec, path.trim_matches('/'))
+        })?;
         let mut packs = std::collections::HashMap::new();
         session.open_packs(&plan, &mut packs)?;
         drop(session);

@@ -4,11 +4,12 @@ use super::output::size;
 use super::Ctx;
 
 /// Receive the remote's branches (as REMOTE/BRANCH), tags and notes, with the runs they reach;
-/// or one run, or just the objects one path of a run needs (--only). Everything received is
-/// verified against its id before it is stored.
+/// or one run, or just the objects one path of a run needs (--only); or one model version
+/// (model:NAME@STAGE or @vN): its history, its run's record and only the registered files
+/// (--with-run brings the whole run). Everything received is verified against its id.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  cairn fetch\n  cairn fetch origin main v1.0\n  cairn fetch origin 3f2a9c1b --only artifacts/model.pt\n  cairn fetch origin model:resnet@production --only artifacts/model.pt\n  cairn log origin/main"
+    after_help = "Examples:\n  cairn fetch\n  cairn fetch origin main v1.0\n  cairn fetch origin 3f2a9c1b --only artifacts/model.pt\n  cairn fetch origin model:resnet@production            # the model files only\n  cairn fetch origin model:resnet@v3 --with-run          # and its whole run\n  cairn log origin/main"
 )]
 pub struct Args {
     /// The remote (default: origin).
@@ -18,6 +19,10 @@ pub struct Args {
     /// Only the objects this path of the named run needs (e.g. artifacts/model.pt).
     #[arg(long, value_name = "PATH")]
     pub only: Option<String>,
+    /// With model:NAME@STAGE or @vN: the version's whole run (data, code, every artifact), not
+    /// just the registered model files.
+    #[arg(long)]
+    pub with_run: bool,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
@@ -26,6 +31,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let opts = cairn::remote::sync::FetchOptions {
         refs: a.refs,
         only: a.only,
+        with_run: a.with_run,
     };
     let progress = ctx.progress();
     let r = cairn::remote::sync::fetch(&repo, &remote, &opts, &progress)?;

@@ -588,6 +588,9 @@ pub struct FetchOptions {
     pub refs: Vec<String>,
     /// Only the objects this path of the (single) named run needs.
     pub only: Option<String>,
+    /// For `model:NAME@STAGE|@vN`: the version's whole run (its data, code and every artifact),
+    /// not just the registered model files.
+    pub with_run: bool,
 }
 
 /// What a fetch did.
@@ -891,6 +894,7 @@ fn fetch_with(
                             &mut partial,
                             progress,
                         )?
+                        .0
                     }
                     [(_, v)] if id_roots.is_empty() => v.id,
                     _ => {
@@ -908,7 +912,15 @@ fn fetch_with(
         for (name, v) in &rrefs {
             // A model named with a version or stage: its history, and that version's run only.
             match model_selector(&opts.refs, name) {
-                Some(sel) => fetch_model_version(&mut f, name, v.id, &sel, &mut partial, progress)?,
+                Some(sel) => fetch_model_version(
+                    &mut f,
+                    name,
+                    v.id,
+                    &sel,
+                    opts.with_run,
+                    &mut partial,
+                    progress,
+                )?,
                 None => roots.push(v.id),
             }
         }
@@ -1013,7 +1025,7 @@ fn model_selector(names: &[String], name: &str) -> Option<String> {
 }
 
 /// Fetches a model's history (event objects only); returns the run of the version `sel`
-/// names (the latest when `None`).
+/// names (the latest when `None`) and the path registered in it, when the event names one.
 fn fetch_model_history(
     f: &mut Fetcher<'_, '_>,
     name: &str,
@@ -1021,7 +1033,7 @@ fn fetch_model_history(
     sel: Option<&str>,
     partial: &mut Vec<ObjectId>,
     progress: &dyn Progress,
-) -> Result<ObjectId> {
+) -> Result<(ObjectId, Option<String>)> {
     let mut chain = Vec::new();
     let mut cur = Some(head);
     let mut seen = HashSet::new();
@@ -1057,13 +1069,13 @@ fn fetch_model_history(
     chain.reverse();
     let model_name = name.strip_prefix(MODEL_PREFIX).unwrap_or(name);
     // Replay to find the version; the same rules as the registry.
-    let mut versions: HashMap<u32, ObjectId> = HashMap::new();
+    let mut versions: HashMap<u32, (ObjectId, Option<String>)> = HashMap::new();
     let mut stages: HashMap<String, u32> = HashMap::new();
     let mut latest = 0;
     for e in &chain {
         match (e.action.as_str(), e.version, e.run, e.stage.clone()) {
             ("register", Some(v), Some(run), _) => {
-                versions.insert(v, run);
+                versions.insert(v, (run, e.path.clone()));
                 latest = latest.max(v);
             }
             ("stage", Some(v), _, Some(s)) => {
@@ -1086,24 +1098,29 @@ fn fetch_model_history(
             })?,
         },
     };
-    let run = *versions.get(&version).ok_or_else(|| {
+    versions.remove(&version).ok_or_else(|| {
         Error::Refused(format!(
             "remote model {model_name} has no version v{version}"
         ))
-    })?;
-    Ok(run)
+    })
 }
 
-/// Fetches a model's history (event objects only) and the run of the version `sel` names.
+/// Fetches a model's history (event objects only) and, of the version `sel` names, the run
+/// object and the registered files only — the run's data, code and other artifacts stay on the
+/// remote, as with `--only` — or, `with_run`, the whole run.
 fn fetch_model_version(
     f: &mut Fetcher<'_, '_>,
     name: &str,
     head: ObjectId,
     sel: &str,
+    with_run: bool,
     partial: &mut Vec<ObjectId>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let run = fetch_model_history(f, name, head, Some(sel), partial, progress)?;
+    let (run, path) = fetch_model_history(f, name, head, Some(sel), partial, progress)?;
+    if let (false, Some(path)) = (with_run, path) {
+        return fetch_only(f, run, &path, partial, progress);
+    }
     // The run and what it is made of, but not its ancestors: only this version travels.
     let raw = match f.fetch(&[run], false, progress)?.remove(&run) {
         Some(raw) => raw,
@@ -1214,6 +1231,7 @@ pub fn pull(
         &FetchOptions {
             refs: vec![branch.clone()],
             only: None,
+            with_run: false,
         },
         progress,
     )?;

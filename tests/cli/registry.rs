@@ -899,3 +899,94 @@ fn a_new_stage_differing_only_in_case_is_warned_about() {
     let err = ok_stderr(&env, &["model", "stage", "logreg", "v1", "Production"]);
     assert!(!err.contains("warning"), "{err}");
 }
+
+// ---- 6. a deploy machine fetches only the model ------------------------------------------------
+
+/// A deploy machine asks for a model stage and receives the model's files and its run's
+/// record — params, metrics, code version — but not the run's data set, code or other outputs,
+/// which stay on the remote until asked for; `--with-run` then brings the rest.
+fn deploy_fetches_only_the_model(kind: Kind) {
+    let a = Env::init();
+    let Some(remote) = Remote::new(kind, &a, "deploy") else {
+        return;
+    };
+    // 50 data files of 80 KB (4 MB that do not compress) and a 200 KB model beside a log.
+    for i in 0..50u64 {
+        a.write(&format!("data/f{i}.bin"), noise(300 + i, 80_000));
+    }
+    const MODEL_BYTES: usize = 200_000;
+    let model = noise(7, MODEL_BYTES);
+    a.write("out/model.bin", &model);
+    a.write("out/train.log", noise(8, 300_000));
+    a.write("params.json", "{\"lr\": 0.25}");
+    let run = a.commit(&[
+        "-m",
+        "train",
+        "--data",
+        "data",
+        "--params",
+        "params.json",
+        "--artifact",
+        "out/model.bin",
+        "--artifact",
+        "out/train.log",
+    ]);
+    a.ok(&[
+        "model",
+        "register",
+        "churn",
+        &run,
+        "--path",
+        "artifacts/out/model.bin",
+    ]);
+    a.ok(&["model", "stage", "churn", "v1", "production"]);
+    remote.add_origin(&a);
+    a.ok(&["push", "origin", "--all"]);
+
+    let b = remote.fresh();
+    let err = ok_stderr(&b, &["fetch", "origin", "model:churn@production"]);
+    let (_, bytes) = fetched(&err);
+    assert!(
+        bytes < 1.5 * MODEL_BYTES as f64 + 16_384.0,
+        "fetching the model moved {bytes} bytes for a {MODEL_BYTES}-byte model:\n{err}"
+    );
+    b.ok(&["checkout", "model:churn@production", "-o", "srv"]);
+    let (_, got) = only_file(&b.path("srv"));
+    assert!(got == model, "the served model differs");
+    // The run's record came: its params read back.
+    let shown = b.ok(&["show", "model:churn@production", "--json"]);
+    assert_eq!(parse_json(&shown)["run"]["params"]["lr"], 0.25, "{shown}");
+    // What did not come says how to get it.
+    for path in ["data/data/f3.bin", "artifacts/out/train.log"] {
+        let err = b.fails(&["cat", &format!("{run}:{path}")]);
+        assert!(
+            err.contains("was not fetched") && err.contains(&format!("--only {path}")),
+            "{path}: no way to get it named: {err}"
+        );
+    }
+    fsck_clean(&b);
+
+    let err = ok_stderr(
+        &b,
+        &["fetch", "origin", "model:churn@production", "--with-run"],
+    );
+    let (_, more) = fetched(&err);
+    assert!(
+        more > 4_000_000.0,
+        "--with-run moved only {more} bytes:\n{err}"
+    );
+    let out = b.run(&["cat", &format!("{run}:data/data/f3.bin")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout == noise(303, 80_000), "the data file differs");
+    fsck_clean(&b);
+}
+
+#[test]
+fn deploy_fetches_only_the_model_folder() {
+    deploy_fetches_only_the_model(Kind::Folder);
+}
+
+#[test]
+fn deploy_fetches_only_the_model_s3() {
+    deploy_fetches_only_the_model(Kind::S3);
+}
