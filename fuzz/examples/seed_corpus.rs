@@ -68,6 +68,7 @@ fn run() -> Run {
             count: 100,
             last_step: 99,
             series: Some(id(9)),
+            final_value: None,
         },
     );
     metrics.insert(
@@ -79,6 +80,7 @@ fn run() -> Run {
             count: 1,
             last_step: 0,
             series: None,
+            final_value: None,
         },
     );
     let mut data = BTreeMap::new();
