@@ -625,6 +625,77 @@ pub fn parse_json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not valid JSON ({e}):\n{s}"))
 }
 
+/// Stdout of a finished command, as text.
+pub fn stdout_of(out: &Output) -> String {
+    text(&out.stdout)
+}
+
+/// Stderr of a finished command, as text.
+pub fn stderr_of(out: &Output) -> String {
+    text(&out.stderr)
+}
+
+/// The ids `cairn log --json ARGS` lists, in order.
+pub fn log_ids(env: &Env, args: &[&str]) -> Vec<String> {
+    log_ids_in(env, &env.work, args)
+}
+
+/// The ids `cairn log --json ARGS` lists in the repository at `dir`, in order.
+pub fn log_ids_in(env: &Env, dir: &Path, args: &[&str]) -> Vec<String> {
+    let out = env
+        .cmd_in(dir)
+        .args(["log", "--json"])
+        .args(args)
+        .output()
+        .expect("spawn cairn");
+    assert!(
+        out.status.success(),
+        "log in {}: {}",
+        dir.display(),
+        stderr_of(&out)
+    );
+    match parse_json(&stdout_of(&out)) {
+        serde_json::Value::Array(v) => v
+            .iter()
+            .map(|r| r["id"].as_str().expect("log entry has an id").to_string())
+            .collect(),
+        other => panic!("log --json is not an array: {other}"),
+    }
+}
+
+/// The bytes `cairn cat SPEC` writes; fails the test when cat fails.
+pub fn cat_bytes(env: &Env, spec: &str) -> Vec<u8> {
+    let out = env.run(&["cat", spec]);
+    assert!(
+        out.status.success(),
+        "cat {spec} failed: {}",
+        stderr_of(&out)
+    );
+    out.stdout
+}
+
+/// Runs `fsck --json`, asserts it is clean, returns the number of objects.
+pub fn fsck_clean(env: &Env) -> u64 {
+    fsck_report_in(env, &env.work, "fsck")["objects"]
+        .as_u64()
+        .expect("objects count")
+}
+
+/// Flips bits of the byte at `offset` (calling it twice restores the file).
+pub fn flip(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open pack for writing");
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, offset).expect("read byte");
+    b[0] ^= 0x55;
+    f.write_all_at(&b, offset).expect("write byte");
+    f.sync_all().expect("sync");
+}
+
 /// Runs `args`, asserts success, returns stderr (where status lines go).
 pub fn ok_stderr(env: &Env, args: &[&str]) -> String {
     let out = env.run(args);

@@ -4,25 +4,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Output;
 
 use serde_json::{json, Value};
 
 use crate::common::*;
 
 // ---- helpers ------------------------------------------------------------------------------
-
-fn parse_json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not valid JSON ({e}):\n{text}"))
-}
-
-fn stdout_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// `cairn show RUN --json`.
 fn show_json(env: &Env, run: &str) -> Value {
@@ -47,14 +34,6 @@ fn log_json(env: &Env, args: &[&str]) -> Vec<Value> {
     }
 }
 
-/// The ids `cairn log --json ARGS` lists, in order.
-fn log_ids(env: &Env, args: &[&str]) -> Vec<String> {
-    log_json(env, args)
-        .iter()
-        .map(|r| r["id"].as_str().expect("log entry has an id").to_string())
-        .collect()
-}
-
 /// The paths `cairn ls RUN PATH --json` lists.
 fn ls_paths(env: &Env, run: &str, path: &str) -> BTreeSet<String> {
     ls_json(env, run, path)
@@ -68,17 +47,6 @@ fn ls_json(env: &Env, run: &str, path: &str) -> Vec<Value> {
         Value::Array(v) => v,
         other => panic!("ls --json is not an array: {other}"),
     }
-}
-
-/// The bytes `cairn cat SPEC` writes.
-fn cat_bytes(env: &Env, spec: &str) -> Vec<u8> {
-    let out = env.run(&["cat", spec]);
-    assert!(
-        out.status.success(),
-        "cat {spec} failed: {}",
-        stderr_of(&out)
-    );
-    out.stdout
 }
 
 /// Runs `fsck --json`, asserts it is clean, returns the number of objects.

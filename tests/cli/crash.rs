@@ -18,8 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
-
 use crate::common::*;
 
 // ---- the moments --------------------------------------------------------------------------------
@@ -285,17 +283,6 @@ fn ok_in(env: &Env, dir: &Path, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// The ids `cairn log --json` lists in `dir`.
-fn log_ids(env: &Env, dir: &Path) -> Vec<String> {
-    match parse_json(&ok_in(env, dir, &["log", "--json"])) {
-        Value::Array(v) => v
-            .iter()
-            .map(|r| r["id"].as_str().expect("id").to_string())
-            .collect(),
-        other => panic!("log --json is not an array: {other}"),
-    }
-}
-
 /// Sets the modification time of every file below `dir`, so the stat cache vouches for none.
 fn touch_all(dir: &Path, secs: i64) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -366,7 +353,7 @@ fn kill9_loop_commit() {
         std::fs::remove_dir_all(env.path(&dest)).unwrap();
     }
     // Every printed run is on main, newest first.
-    let log = log_ids(&env, &env.work);
+    let log = log_ids_in(&env, &env.work, &[]);
     for id in &printed {
         assert!(log.contains(id), "run {id} is not in the log of main");
     }

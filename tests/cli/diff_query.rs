@@ -1,25 +1,12 @@
 //! Tests of diff, compare and find.
 
 use std::collections::BTreeSet;
-use std::process::Output;
 
 use serde_json::{json, Value};
 
 use crate::common::*;
 
 // ---- utilities ----------------------------------------------------------------------------
-
-fn parse_json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not valid JSON ({e}):\n{text}"))
-}
-
-fn stdout_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// `cairn diff A B --json EXTRA...`.
 fn diff_json(env: &Env, a: &str, b: &str, extra: &[&str]) -> Value {

@@ -48,11 +48,6 @@ fn stdout_bytes(env: &Env, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// Runs `fsck --json` and asserts it is clean.
-fn fsck_clean(env: &Env) {
-    fsck_report_in(env, &env.work, "fsck");
-}
-
 /// The ids of `cairn model history NAME --json`, oldest first.
 fn history_ids(env: &Env, name: &str) -> Vec<String> {
     match json(env, &["model", "history", name, "--json"]) {

@@ -43,43 +43,12 @@ impl Remote {
 
 // ---- helpers --------------------------------------------------------------------------------
 
-/// The ids `cairn log --json ARGS` lists, in order.
-fn log_ids(env: &Env, args: &[&str]) -> Vec<String> {
-    let mut all = vec!["log", "--json"];
-    all.extend_from_slice(args);
-    match parse_json(&env.ok(&all)) {
-        Value::Array(v) => v
-            .iter()
-            .map(|r| r["id"].as_str().expect("log entry has an id").to_string())
-            .collect(),
-        other => panic!("log --json is not an array: {other}"),
-    }
-}
-
 /// The full id `rev` resolves to.
 fn show_id(env: &Env, rev: &str) -> String {
     parse_json(&env.ok(&["show", rev, "--json"]))["id"]
         .as_str()
         .expect("show --json has an id")
         .to_string()
-}
-
-/// Runs `fsck --json`, asserts it is clean, returns the number of objects.
-fn fsck_clean(env: &Env) -> u64 {
-    fsck_report_in(env, &env.work, "fsck")["objects"]
-        .as_u64()
-        .expect("objects count")
-}
-
-/// The bytes `cairn cat SPEC` writes.
-fn cat_bytes(env: &Env, spec: &str) -> Vec<u8> {
-    let out = env.run(&["cat", spec]);
-    assert!(
-        out.status.success(),
-        "cat {spec} failed: {}",
-        text(&out.stderr)
-    );
-    out.stdout
 }
 
 /// Objects and bytes of the status line starting with `prefix` ("Pushed to ", "Fetched from "):
@@ -916,12 +885,6 @@ fn assert_fetch_stored_nothing(c: &Env, own: &str, objects: u64, what: &str) {
         !out.status.success(),
         "{what}: the failed fetch created origin/main"
     );
-}
-
-fn flip(path: &Path, offset: u64) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes[offset as usize] ^= 0x40;
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]

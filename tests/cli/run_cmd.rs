@@ -1,10 +1,10 @@
 //! Tests of cairn run, status, watch and reproduce, with real child processes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{spawn, Env};
+use crate::common::{spawn, stderr_of, stdout_of, Env};
 
 /// A training script: prints to stdout and stderr, appends three metrics lines, writes
 /// `model.bin` and `outputs/summary.txt`, and exits with $EXIT (0 by default).
@@ -31,14 +31,6 @@ i=0
 while [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 echo never
 "#;
-
-fn stdout_of(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr_of(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn show(env: &Env, run: &str) -> serde_json::Value {
     let out = env.ok(&["show", run, "--json"]);

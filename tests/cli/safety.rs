@@ -112,24 +112,6 @@ fn find_record(env: &Env, id: &str) -> (PathBuf, Record) {
     panic!("object {id} is in no pack");
 }
 
-/// Flips bits of the byte at `offset` (calling it twice restores the file).
-fn flip(path: &Path, offset: u64) {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .expect("open pack for writing");
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, offset).expect("read byte");
-    b[0] ^= 0x55;
-    f.write_all_at(&b, offset).expect("write byte");
-    f.sync_all().expect("sync");
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
@@ -174,18 +156,6 @@ fn fsck_ok(env: &Env, when: &str) -> u64 {
         "{when}: {v}"
     );
     v["unreachable"].as_u64().expect("unreachable count")
-}
-
-/// `cairn log --json` ids, newest first.
-fn log_ids(env: &Env, args: &[&str]) -> Vec<String> {
-    let mut all = vec!["log", "--json"];
-    all.extend_from_slice(args);
-    let v: serde_json::Value = serde_json::from_str(&env.ok(&all)).expect("log JSON");
-    v.as_array()
-        .expect("log array")
-        .iter()
-        .map(|r| r["id"].as_str().expect("id").to_string())
-        .collect()
 }
 
 /// Paths below `dir` whose names mark a temporary file of a restore.
